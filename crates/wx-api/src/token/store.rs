@@ -48,6 +48,38 @@ pub struct TokenKey {
 }
 
 impl TokenKey {
+    /// The key for `secret`'s token of `kind` for `owner` (corpid or appid) in `tenant`.
+    pub fn new(
+        tenant: impl Into<String>,
+        owner: impl Into<String>,
+        secret: &SecretString,
+        kind: TokenKind,
+    ) -> Self {
+        TokenKey {
+            tenant: tenant.into(),
+            owner: owner.into(),
+            secret_id: Self::secret_fingerprint(secret),
+            kind,
+        }
+    }
+
+    /// The first 16 hex digits of sha256(secret): enough to tell secrets apart, useless to recover one.
+    pub fn secret_fingerprint(secret: &SecretString) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(secret.expose_secret().as_bytes());
+        let mut hex = hex::encode(digest);
+        hex.truncate(16);
+        hex
+    }
+
+    /// The same owner and secret, another kind (a ticket fetched with this access token).
+    pub fn with_kind(&self, kind: TokenKind) -> Self {
+        TokenKey {
+            kind,
+            ..self.clone()
+        }
+    }
+
     /// The flat string form used as a Redis key or SQL primary key.
     pub fn cache_key(&self) -> String {
         format!(
@@ -83,7 +115,7 @@ impl fmt::Debug for CachedToken {
 }
 
 /// A token store failed (connection lost, bad row). Never carries a token value.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("token store ({backend}): {message}")]
 pub struct StoreError {
     pub backend: &'static str,
@@ -92,7 +124,10 @@ pub struct StoreError {
 
 impl StoreError {
     pub fn new(backend: &'static str, message: impl fmt::Display) -> Self {
-        StoreError { backend, message: message.to_string() }
+        StoreError {
+            backend,
+            message: message.to_string(),
+        }
     }
 }
 
@@ -111,7 +146,8 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     async fn invalidate(&self, key: &TokenKey, value: &str) -> Result<bool, StoreError>;
 
     /// Try to take the refresh lease for `key` as `holder` for `ttl`. `now_ms` is the caller's clock (SQL
-    /// stores compare against it; Redis uses its own expiry). Returns whether the lease was taken.
+    /// stores compare against it; Redis uses its own expiry). Returns whether the lease was taken. The
+    /// holder of a live lease may take it again: that renews it (from `now_ms`) instead of refusing.
     async fn try_lease(
         &self,
         key: &TokenKey,
