@@ -1,0 +1,341 @@
+//! The configuration file as users write it (TOML, `WXBRIDGE_*` environment): plain serde structs with
+//! defaults and `deny_unknown_fields`. Nothing here is validated; `validate` turns it into [`crate::Config`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A secret as written in the file or environment. Its Debug never shows the value, so a `FileConfig` can be
+/// logged or printed in a test failure without leaking anything.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FileSecret(String);
+
+impl FileSecret {
+    pub fn new(value: impl Into<String>) -> Self {
+        FileSecret(value.into())
+    }
+
+    /// The raw value, for the one place that turns it into a `SecretString`.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for FileSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The whole file. Field names are the TOML keys; the shape is shared with `wx-sim --write-config`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerFile,
+    #[serde(default)]
+    pub database: DatabaseFile,
+    #[serde(default)]
+    pub tokens: TokensFile,
+    #[serde(default)]
+    pub upstream: UpstreamFile,
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_public_url")]
+    pub public_url: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/wxbridge.db";
+pub const DEFAULT_REFRESH_MARGIN_SECS: u64 = 300;
+pub const DEFAULT_WECOM_BASE_URL: &str = "https://qyapi.weixin.qq.com";
+pub const DEFAULT_WECHAT_BASE_URL: &str = "https://api.weixin.qq.com";
+pub const DEFAULT_OAUTH_BASE_URL: &str = "https://open.weixin.qq.com";
+pub const DEFAULT_WECOM_LOGIN_BASE_URL: &str = "https://login.work.weixin.qq.com";
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_owned()
+}
+fn default_public_url() -> String {
+    DEFAULT_PUBLIC_URL.to_owned()
+}
+fn default_data_dir() -> String {
+    DEFAULT_DATA_DIR.to_owned()
+}
+fn default_database_url() -> Option<FileSecret> {
+    Some(FileSecret::new(DEFAULT_DATABASE_URL))
+}
+fn default_store() -> String {
+    "sql".to_owned()
+}
+fn default_refresh_margin() -> u64 {
+    DEFAULT_REFRESH_MARGIN_SECS
+}
+fn default_wechat_token_api() -> String {
+    "stable".to_owned()
+}
+fn default_wecom_base_url() -> String {
+    DEFAULT_WECOM_BASE_URL.to_owned()
+}
+fn default_wechat_base_url() -> String {
+    DEFAULT_WECHAT_BASE_URL.to_owned()
+}
+fn default_oauth_base_url() -> String {
+    DEFAULT_OAUTH_BASE_URL.to_owned()
+}
+fn default_wecom_login_base_url() -> String {
+    DEFAULT_WECOM_LOGIN_BASE_URL.to_owned()
+}
+fn default_oa_mode() -> String {
+    "safe".to_owned()
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        ServerFile {
+            listen: default_listen(),
+            public_url: default_public_url(),
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+/// The database URL may carry a password, so it is a secret with a `*_file` twin like the others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseFile {
+    #[serde(
+        default = "default_database_url",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub url: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_file: Option<String>,
+}
+
+impl Default for DatabaseFile {
+    fn default() -> Self {
+        DatabaseFile {
+            url: default_database_url(),
+            url_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensFile {
+    #[serde(default = "default_store")]
+    pub store: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_url_file: Option<String>,
+    #[serde(default = "default_refresh_margin")]
+    pub refresh_margin_secs: u64,
+    #[serde(default = "default_wechat_token_api")]
+    pub wechat_token_api: String,
+}
+
+impl Default for TokensFile {
+    fn default() -> Self {
+        TokensFile {
+            store: default_store(),
+            redis_url: None,
+            redis_url_file: None,
+            refresh_margin_secs: default_refresh_margin(),
+            wechat_token_api: default_wechat_token_api(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    #[serde(default = "default_wecom_base_url")]
+    pub wecom_base_url: String,
+    #[serde(default = "default_wechat_base_url")]
+    pub wechat_base_url: String,
+    #[serde(default = "default_oauth_base_url")]
+    pub oauth_base_url: String,
+    #[serde(default = "default_wecom_login_base_url")]
+    pub wecom_login_base_url: String,
+}
+
+impl Default for UpstreamFile {
+    fn default() -> Self {
+        UpstreamFile {
+            wecom_base_url: default_wecom_base_url(),
+            wechat_base_url: default_wechat_base_url(),
+            oauth_base_url: default_oauth_base_url(),
+            wecom_login_base_url: default_wecom_login_base_url(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_key_hashes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub return_to_allow: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wecom: Option<WecomFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wechat: Option<WechatFile>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomFile {
+    #[serde(default)]
+    pub corpid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contacts: Option<ContactsFile>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub apps: BTreeMap<String, WecomAppFile>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mini_programs: BTreeMap<String, WecomMiniProgramFile>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactsFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_token: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_token_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding_aes_key: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding_aes_key_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomAppFile {
+    #[serde(default)]
+    pub agentid: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_token: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_token_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding_aes_key: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding_aes_key_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub js_safe_domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomMiniProgramFile {
+    #[serde(default)]
+    pub appid: String,
+    #[serde(default)]
+    pub app: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatFile {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub official_accounts: BTreeMap<String, OfficialAccountFile>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mini_programs: BTreeMap<String, WechatMiniProgramFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<WebsiteFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfficialAccountFile {
+    #[serde(default)]
+    pub appid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding_aes_key: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding_aes_key_file: Option<String>,
+    #[serde(default = "default_oa_mode")]
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub js_safe_domains: Vec<String>,
+}
+
+impl Default for OfficialAccountFile {
+    fn default() -> Self {
+        OfficialAccountFile {
+            appid: String::new(),
+            secret: None,
+            secret_file: None,
+            token: None,
+            token_file: None,
+            encoding_aes_key: None,
+            encoding_aes_key_file: None,
+            mode: default_oa_mode(),
+            original_id: None,
+            js_safe_domains: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatMiniProgramFile {
+    #[serde(default)]
+    pub appid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebsiteFile {
+    #[serde(default)]
+    pub appid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<String>,
+}
