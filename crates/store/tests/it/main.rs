@@ -1,0 +1,10 @@
+//! The store crate's one integration-test binary: the token-store behaviour suite, migrations and
+//! replicas on SQLite and PostgreSQL.
+
+// clippy.toml allows these inside #[test] fns only; the helpers here are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod conformance;
+mod migrations;
+mod replicas;
+mod support;
