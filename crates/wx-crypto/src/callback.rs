@@ -226,7 +226,9 @@ impl CallbackCrypto {
     ) -> Result<String, CryptoError> {
         let echostr = repair_plus(echostr);
         self.check_signature(msg_signature, timestamp, nonce, &echostr)?;
-        Ok(self.open(&echostr, "echostr")?.0)
+        let (mut text, msg_len) = self.open(&echostr, "echostr")?;
+        text.truncate(msg_len);
+        Ok(text)
     }
 
     /// POST: parse the raw body (XML or JSON envelope, auto-detected; WeCom lower-case and WeChat
@@ -271,10 +273,36 @@ impl CallbackCrypto {
         })
     }
 
-    /// Base64-decode, decrypt, unpad and split `random16 || len || msg || receive_id`.
-    /// Returns `msg || receive_id` as one string and the length of `msg`; the truncated plaintext of
-    /// [`Self::verify_url`] is the same string cut at `msg_len`.
+    /// Like [`Self::decrypt_encrypted`] for a payload that need not be UTF-8: the verified message bytes.
+    pub fn decrypt_bytes(
+        &self,
+        msg_signature: &str,
+        timestamp: &str,
+        nonce: &str,
+        encrypt: &str,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let encrypt = repair_plus(encrypt);
+        self.check_signature(msg_signature, timestamp, nonce, &encrypt)?;
+        let (mut buf, msg_len) = self.open_bytes(&encrypt, "Encrypt")?;
+        buf.truncate(msg_len);
+        Ok(buf)
+    }
+
+    /// [`Self::open_bytes`], then UTF-8 validation: returns `msg || receive_id` as one string and the
+    /// length of `msg`.
     fn open(&self, b64: &str, field: &'static str) -> Result<(String, usize), CryptoError> {
+        let (buf, msg_len) = self.open_bytes(b64, field)?;
+        // The receive id equals a valid &str, so the whole is UTF-8 exactly when msg is.
+        let text = String::from_utf8(buf).map_err(|_| CryptoError::InvalidUtf8)?;
+        if !text.is_char_boundary(msg_len) {
+            return Err(CryptoError::InvalidUtf8);
+        }
+        Ok((text, msg_len))
+    }
+
+    /// Base64-decode, decrypt, unpad and split `random16 || len || msg || receive_id`, checking the
+    /// receive id. Returns the decode buffer reused to hold `msg || receive_id`, and the length of `msg`.
+    fn open_bytes(&self, b64: &str, field: &'static str) -> Result<(Vec<u8>, usize), CryptoError> {
         let mut buf = LENIENT
             .decode(b64.as_bytes())
             .map_err(|_| CryptoError::Base64 { field })?;
@@ -288,7 +316,8 @@ impl CallbackCrypto {
             .decrypt_padded_mut::<NoPadding>(&mut buf)
             .map_err(|_| CryptoError::CiphertextLength { len })?;
 
-        // Official samples read only the last byte as the pad length and accept 1..=32.
+        // Official samples read only the last byte as the pad length and accept 1..=32; tampering is
+        // caught earlier by the signature over the ciphertext.
         let pad = buf.last().copied().unwrap_or(0);
         if pad == 0 || usize::from(pad) > PAD_BLOCK || usize::from(pad) > len {
             return Err(CryptoError::Padding { pad });
@@ -305,23 +334,17 @@ impl CallbackCrypto {
                 available,
             });
         }
-        let id_start = HEADER_LEN + declared;
-        let actual_id = &buf[id_start..content_len];
+        let actual_id = &buf[HEADER_LEN + declared..content_len];
         if actual_id != self.receive_id.as_bytes() {
             return Err(CryptoError::ReceiveIdMismatch {
                 expected: self.receive_id.clone(),
                 actual: quote_id(actual_id),
             });
         }
-        // Shift `msg || receive_id` to the front and reuse the allocation as the String. The receive id
-        // equals a valid &str, so the whole is UTF-8 exactly when msg is.
+        // Shift `msg || receive_id` to the front so the allocation can become the result.
         buf.copy_within(HEADER_LEN..content_len, 0);
-        buf.truncate(content_len - HEADER_LEN);
-        let text = String::from_utf8(buf).map_err(|_| CryptoError::InvalidUtf8)?;
-        if !text.is_char_boundary(declared) {
-            return Err(CryptoError::InvalidUtf8);
-        }
-        Ok((text, declared))
+        buf.truncate(available);
+        Ok((buf, declared))
     }
 
     /// Encrypt `plaintext` with the caller's 16 random bytes (wx-crypto draws no randomness) into the
