@@ -1,1 +1,12 @@
-//! placeholder
+//! wxbridge domain services. For now: the per-tenant runtime built from the configuration (`tenants`: API
+//! handles sharing one token manager) and the setup checks behind `wxbridge check` (`check`). Directory sync,
+//! the account graph and sessions come later.
+
+pub mod check;
+pub mod error;
+pub mod tenants;
+
+pub use error::DomainError;
+/// The database handle, re-exported so the server layer does not depend on `store` directly.
+pub use store::Db;
+pub use tenants::{Credential, CredentialKind, Tenant, Tenants, TokenHealth, ping_database};

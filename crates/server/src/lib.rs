@@ -1,1 +1,93 @@
-//! placeholder
+//! wxbridge HTTP surface (axum). Thin handlers: extract, authorise, call the domain, map the result. This
+//! skeleton serves health, readiness and token health; callbacks, login routes and the admin UI build on it.
+
+pub mod auth;
+pub mod error;
+mod middleware;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use domain::{Db, Tenants};
+use tokio::net::TcpListener;
+use wxbridge_config::Config;
+
+pub use error::{ServerError, WebError};
+
+/// Everything a handler may need. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub tenants: Tenants,
+    /// None only in tests that run without a database (readiness then reports it).
+    pub db: Option<Db>,
+}
+
+impl AppState {
+    pub fn new(config: Arc<Config>, tenants: Tenants, db: Option<Db>) -> Self {
+        AppState {
+            config,
+            tenants,
+            db,
+        }
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    routes::routes()
+        .with_state(state)
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn(middleware::request_id_and_span))
+}
+
+/// Bind `addr` and serve until Ctrl-C or SIGTERM, then finish in-flight requests.
+pub async fn serve(state: AppState, addr: SocketAddr) -> Result<(), ServerError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    serve_on(state, listener, shutdown_signal()).await
+}
+
+/// Serve on an already bound listener until `shutdown` completes (tests and `wxbridge demo` pass their own).
+pub async fn serve_on(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let addr = listener.local_addr().map_err(ServerError::Io)?;
+    tracing::info!(server.addr = %addr, "wxbridge listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Io)
+}
+
+/// Completes on Ctrl-C or (on Unix) SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // Without a Ctrl-C handler, wait for SIGTERM alone rather than shutting down at once.
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received, finishing in-flight requests");
+}

@@ -1,0 +1,53 @@
+//! Per-tenant API keys: `Authorization: Bearer wxb_...`, checked by sha256 against the tenant's
+//! `api_key_hashes` in constant time. Keys are never stored or logged, only their hashes.
+
+use axum::http::HeaderMap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use wxbridge_config::{ApiKeyHash, TenantConfig};
+
+/// The prefix every wxbridge API key carries, so a leaked key is recognisable (secret scanners, logs).
+pub const API_KEY_PREFIX: &str = "wxb_";
+
+/// A new random API key (`wxb_` + 43 base62-ish characters) and its hash for the config file.
+pub fn generate_api_key() -> (String, ApiKeyHash) {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let body: String = (0..40)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
+    let key = format!("{API_KEY_PREFIX}{body}");
+    let hash = hash_api_key(&key);
+    (key, hash)
+}
+
+pub fn hash_api_key(key: &str) -> ApiKeyHash {
+    ApiKeyHash::from_bytes(Sha256::digest(key.as_bytes()).into())
+}
+
+/// Whether the request carries one of `tenant`'s API keys. Every configured hash is compared (no early
+/// exit), each in constant time.
+pub fn is_authorised(headers: &HeaderMap, tenant: &TenantConfig) -> bool {
+    let Some(key) = bearer(headers) else {
+        return false;
+    };
+    if !key.starts_with(API_KEY_PREFIX) {
+        return false;
+    }
+    let presented = hash_api_key(key);
+    let mut ok = subtle::Choice::from(0);
+    for h in &tenant.api_key_hashes {
+        ok |= presented.as_bytes().ct_eq(h.as_bytes());
+    }
+    ok.into()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
