@@ -339,3 +339,15 @@ pub struct WebsiteFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_file: Option<String>,
 }
+
+impl FileConfig {
+    /// Parse TOML text (no environment, no validation): for tools that edit a generated file.
+    pub fn from_toml_str(s: &str) -> Result<FileConfig, String> {
+        toml::from_str(s).map_err(|e| e.message().to_owned())
+    }
+
+    /// The TOML form, secrets included (this is what goes into the file).
+    pub fn to_toml_string(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| e.to_string())
+    }
+}
