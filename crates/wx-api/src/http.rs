@@ -388,6 +388,12 @@ impl Transport {
     }
 }
 
+/// Parse an answer body the way every call does: a missing or zero errcode is success and the body is read
+/// as `T`; a non-zero errcode is `ApiError::Upstream`. Public so callers can check recorded answers.
+pub fn parse_response<T: DeserializeOwned>(api: &'static str, body: &[u8]) -> Result<T, ApiError> {
+    parse_body(api, body, None, &[])
+}
+
 /// Parse an answer: non-zero errcode -> `Upstream` (errmsg scrubbed of the token and secrets), else `T`.
 pub(crate) fn parse_body<T: DeserializeOwned>(
     api: &'static str,

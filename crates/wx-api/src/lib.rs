@@ -17,4 +17,4 @@ pub mod wecom;
 
 pub use errcode::ErrCode;
 pub use error::ApiError;
-pub use http::{RateLimits, RetryPolicy, http_client};
+pub use http::{RateLimits, RetryPolicy, http_client, parse_response};
