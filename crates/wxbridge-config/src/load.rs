@@ -20,7 +20,8 @@ pub const ENV_PREFIX: &str = "WXBRIDGE_";
 
 /// `WXBRIDGE_*` variables that are read by other parts of wxbridge, not configuration keys, so they are
 /// neither mapped nor warned about.
-const NON_CONFIG_ENV: &[&str] = &["WXBRIDGE_CONFIG", "WXBRIDGE_LOG"];
+// WXBRIDGE_DATABASE_URL is `wxbridge migrate`'s flag variable (the config key is WXBRIDGE_DATABASE__URL).
+const NON_CONFIG_ENV: &[&str] = &["WXBRIDGE_CONFIG", "WXBRIDGE_LOG", "WXBRIDGE_DATABASE_URL"];
 const NON_CONFIG_ENV_PREFIXES: &[&str] = &["WXBRIDGE_TEST_", "WXBRIDGE_SIM_", "WXBRIDGE_DEMO_"];
 
 /// Where the configuration comes from. Tests pass an explicit environment instead of touching the process
