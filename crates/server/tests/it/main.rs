@@ -1,0 +1,9 @@
+//! Integration tests of the HTTP surface: router tests in-process (`oneshot`) and one full test over TCP
+//! against the simulator.
+
+// Helpers outside #[test] functions are test code too; clippy.toml only exempts the test functions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod full;
+mod router;
+mod support;
