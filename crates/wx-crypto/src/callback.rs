@@ -101,9 +101,14 @@ impl VerifiedMessage {
         self.text
     }
 
-    /// Parse the plaintext into a [`crate::message::CallbackMessage`].
+    /// Parse the plaintext into a [`crate::message::CallbackMessage`] (copies the plaintext).
     pub fn parse_message(&self) -> Result<crate::message::CallbackMessage, CryptoError> {
         crate::message::CallbackMessage::parse(self.plaintext())
+    }
+
+    /// Parse the plaintext into a [`crate::message::CallbackMessage`] that keeps this buffer (no copy).
+    pub fn into_message(self) -> Result<crate::message::CallbackMessage, CryptoError> {
+        crate::message::CallbackMessage::parse_owned(self.into_plaintext())
     }
 }
 
@@ -123,7 +128,7 @@ fn extract_encrypt(body: &str) -> Result<(Cow<'_, str>, EnvelopeFormat), CryptoE
     if looks_like_xml(body) {
         let mut found = None;
         for_each_field(body, |name, field| {
-            if name == b"Encrypt" && !field.nested {
+            if name == "Encrypt" && !field.nested {
                 found = Some(field.value);
                 ControlFlow::Break(())
             } else {

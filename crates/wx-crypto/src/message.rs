@@ -2,6 +2,7 @@
 //! as a string, typed `change_contact` accessors, a de-duplication key, and [`XmlBuilder`] for writing
 //! events (used by the simulator).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
 
@@ -15,11 +16,42 @@ pub enum PayloadFormat {
     Json,
 }
 
+/// A piece of text of a message: most names and values are slices of the plaintext (kept once in the
+/// message), so parsing a typical event allocates a handful of times rather than twice per field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Text {
+    /// Byte range into `CallbackMessage::source`.
+    Span(usize, usize),
+    /// Text that differs from the source bytes (entities resolved, JSON values).
+    Owned(String),
+}
+
+impl Text {
+    /// A span when `piece` lies inside `source` (a borrowed slice), else an owned copy.
+    fn of(piece: Cow<'_, str>, source: &str) -> Text {
+        if let Cow::Borrowed(b) = piece {
+            let start = (b.as_ptr() as usize).wrapping_sub(source.as_ptr() as usize);
+            let end = start.wrapping_add(b.len());
+            if end <= source.len() && start <= end && source.get(start..end).is_some() {
+                return Text::Span(start, end);
+            }
+        }
+        Text::Owned(piece.into_owned())
+    }
+
+    fn resolve<'s>(&'s self, source: &'s str) -> &'s str {
+        match self {
+            Text::Span(a, b) => source.get(*a..*b).unwrap_or_default(),
+            Text::Owned(s) => s,
+        }
+    }
+}
+
 /// One top-level field of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Field {
-    name: String,
-    value: String,
+    name: Text,
+    value: Text,
     /// The value is raw inner XML (or JSON text) of a structured field such as `ExtAttr`.
     nested: bool,
 }
@@ -29,8 +61,10 @@ struct Field {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackMessage {
     format: PayloadFormat,
+    /// The plaintext the spans of `fields` point into.
+    source: String,
     fields: Vec<Field>,
-    /// `Event` lower-cased once: WeCom sends `click`, WeChat `CLICK` for the same event.
+    /// `Event` lower-cased, only when that differs from the raw value: WeCom sends `click`, WeChat `CLICK`.
     event_lower: Option<String>,
 }
 
@@ -49,44 +83,45 @@ pub fn parse(plaintext: &str) -> Result<CallbackMessage, CryptoError> {
 impl CallbackMessage {
     /// Parses a decrypted plaintext, XML or JSON, detected by its first non-blank character.
     pub fn parse(plaintext: &str) -> Result<CallbackMessage, CryptoError> {
-        if looks_like_xml(plaintext) {
-            Self::from_xml(plaintext)
+        Self::parse_owned(plaintext.to_owned())
+    }
+
+    /// [`Self::parse`] taking ownership of the plaintext, which the message keeps without copying.
+    pub fn parse_owned(plaintext: String) -> Result<CallbackMessage, CryptoError> {
+        if looks_like_xml(&plaintext) {
+            Self::xml_owned(plaintext)
         } else {
-            Self::from_json(plaintext)
+            Self::json_owned(plaintext)
         }
     }
 
     /// Parses `<xml><Field>…</Field>…</xml>`. DOCTYPE is refused ([`CryptoError::HostileXml`]).
     pub fn from_xml(xml: &str) -> Result<CallbackMessage, CryptoError> {
-        let mut fields = Vec::with_capacity(16);
-        let mut bad_name = false;
-        for_each_field(xml, |name, field| match std::str::from_utf8(name) {
-            Ok(name) => {
-                fields.push(Field {
-                    name: name.to_owned(),
-                    value: field.value.into_owned(),
-                    nested: field.nested,
-                });
-                ControlFlow::Continue(())
-            }
-            Err(_) => {
-                bad_name = true;
-                ControlFlow::Break(())
-            }
+        Self::xml_owned(xml.to_owned())
+    }
+
+    fn xml_owned(source: String) -> Result<CallbackMessage, CryptoError> {
+        let mut fields = Vec::with_capacity(32);
+        for_each_field(&source, |name, field| {
+            fields.push(Field {
+                name: Text::of(Cow::Borrowed(name), &source),
+                value: Text::of(field.value, &source),
+                nested: field.nested,
+            });
+            ControlFlow::Continue(())
         })
         .map_err(message_error)?;
-        if bad_name {
-            return Err(CryptoError::ParseMessage(
-                "element name is not UTF-8".to_owned(),
-            ));
-        }
-        Ok(Self::from_fields(PayloadFormat::Xml, fields))
+        Ok(Self::from_fields(PayloadFormat::Xml, source, fields))
     }
 
     /// Parses a JSON object plaintext. Scalars become strings; arrays and objects keep their JSON text.
     pub fn from_json(json: &str) -> Result<CallbackMessage, CryptoError> {
+        Self::json_owned(json.to_owned())
+    }
+
+    fn json_owned(source: String) -> Result<CallbackMessage, CryptoError> {
         let map: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(json.trim_start_matches('\u{feff}'))
+            serde_json::from_str(source.trim_start_matches('\u{feff}'))
                 .map_err(|e| CryptoError::ParseMessage(format!("not a JSON object: {e}")))?;
         let fields = map
             .into_iter()
@@ -100,25 +135,27 @@ impl CallbackMessage {
                     v => (v.to_string(), false),
                 };
                 Field {
-                    name,
-                    value,
+                    name: Text::Owned(name),
+                    value: Text::Owned(value),
                     nested,
                 }
             })
             .collect();
-        Ok(Self::from_fields(PayloadFormat::Json, fields))
+        Ok(Self::from_fields(PayloadFormat::Json, source, fields))
     }
 
-    fn from_fields(format: PayloadFormat, fields: Vec<Field>) -> CallbackMessage {
-        let event_lower = fields
-            .iter()
-            .find(|f| f.name == "Event")
-            .map(|f| f.value.to_ascii_lowercase());
-        CallbackMessage {
+    fn from_fields(format: PayloadFormat, source: String, fields: Vec<Field>) -> CallbackMessage {
+        let mut msg = CallbackMessage {
             format,
+            source,
             fields,
-            event_lower,
-        }
+            event_lower: None,
+        };
+        msg.event_lower = msg
+            .get("Event")
+            .filter(|e| e.bytes().any(|b| b.is_ascii_uppercase()))
+            .map(str::to_ascii_lowercase);
+        msg
     }
 
     /// The format of the plaintext.
@@ -126,25 +163,32 @@ impl CallbackMessage {
         self.format
     }
 
+    /// The plaintext this message was parsed from.
+    pub fn plaintext(&self) -> &str {
+        &self.source
+    }
+
     /// The first field with this exact name (case-sensitive, as sent).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
-            .find(|f| f.name == name)
-            .map(|f| f.value.as_str())
+            .find(|f| f.name.resolve(&self.source) == name)
+            .map(|f| f.value.resolve(&self.source))
     }
 
     /// True when the field is structured (nested XML elements or a JSON array/object) and its value is the
     /// raw inner text.
     pub fn is_nested(&self, name: &str) -> bool {
-        self.fields.iter().any(|f| f.name == name && f.nested)
+        self.fields
+            .iter()
+            .any(|f| f.nested && f.name.resolve(&self.source) == name)
     }
 
     /// All fields in document order (JSON: key order of the parser) as `(name, value)`.
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields
             .iter()
-            .map(|f| (f.name.as_str(), f.value.as_str()))
+            .map(|f| (f.name.resolve(&self.source), f.value.resolve(&self.source)))
     }
 
     /// `MsgType`: `text`, `image`, `event`…
@@ -154,7 +198,7 @@ impl CallbackMessage {
 
     /// `Event` lower-cased for matching (`click` on WeCom and `CLICK` on WeChat both give `click`).
     pub fn event(&self) -> Option<&str> {
-        self.event_lower.as_deref()
+        self.event_lower.as_deref().or_else(|| self.event_raw())
     }
 
     /// `Event` exactly as sent.

@@ -29,6 +29,30 @@ fn syntax(e: impl std::fmt::Display) -> XmlError {
     XmlError::Syntax(e.to_string())
 }
 
+/// `bytes` as a `&str` slice of `input` when it points into it (always the case for a `&str` reader that
+/// did not need to copy): an O(1) re-borrow instead of validating UTF-8 again.
+fn subslice<'a>(input: &'a str, bytes: &[u8]) -> Option<&'a str> {
+    let start = (bytes.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
+    let end = start.checked_add(bytes.len())?;
+    input.get(start..end)
+}
+
+fn to_str<'a>(input: &'a str, bytes: Cow<'a, [u8]>) -> Result<Cow<'a, str>, XmlError> {
+    if let Cow::Borrowed(b) = bytes
+        && let Some(s) = subslice(input, b)
+    {
+        return Ok(Cow::Borrowed(s));
+    }
+    String::from_utf8(bytes.into_owned())
+        .map(Cow::Owned)
+        .map_err(syntax)
+}
+
+fn name_of<'a>(input: &'a str, start: &BytesStart<'a>) -> Result<&'a str, XmlError> {
+    let name = start.name();
+    subslice(input, name.as_ref()).ok_or_else(|| syntax("element name outside the document"))
+}
+
 fn push<'a>(acc: &mut Option<Cow<'a, str>>, piece: Cow<'a, str>) {
     match acc {
         None => *acc = Some(piece),
@@ -52,7 +76,7 @@ fn predefined_entity(name: &[u8]) -> Option<char> {
 /// uses `xml`), and anything after the root closes is ignored.
 pub(crate) fn for_each_field<'a>(
     input: &'a str,
-    mut visit: impl FnMut(&[u8], Field<'a>) -> ControlFlow<()>,
+    mut visit: impl FnMut(&'a str, Field<'a>) -> ControlFlow<()>,
 ) -> Result<(), XmlError> {
     let mut reader = Reader::from_str(input);
     // Keep text exactly as sent: message bodies may start or end with spaces and newlines.
@@ -90,7 +114,7 @@ pub(crate) fn for_each_field<'a>(
                         value: Cow::Borrowed(""),
                         nested: false,
                     };
-                    if visit(start.name().as_ref(), field).is_break() {
+                    if visit(name_of(input, &start)?, field).is_break() {
                         return Ok(());
                     }
                 }
@@ -118,7 +142,7 @@ pub(crate) fn for_each_field<'a>(
                                 nested: false,
                             }
                         };
-                        if visit(start.name().as_ref(), field).is_break() {
+                        if visit(name_of(input, &start)?, field).is_break() {
                             return Ok(());
                         }
                     }
@@ -126,10 +150,10 @@ pub(crate) fn for_each_field<'a>(
                 }
             }
             Event::Text(text) if depth == 2 && !nested => {
-                push(&mut value, text.decode().map_err(syntax)?);
+                push(&mut value, to_str(input, text.into_inner())?);
             }
             Event::CData(data) if depth == 2 && !nested => {
-                push(&mut value, data.decode().map_err(syntax)?);
+                push(&mut value, to_str(input, data.into_inner())?);
             }
             Event::GeneralRef(r) => {
                 let ch = match r.resolve_char_ref().map_err(syntax)? {
