@@ -1,6 +1,9 @@
 //! Callback hot path benchmarks: raw POST body -> verified -> decrypted -> parsed message for a ~1.4 KB
 //! WeCom contact event (target: at least 100k msgs/s on one core), plus URL verification and JS-SDK signing.
 
+// A benchmark is test code: a broken fixture should stop it loudly.
+#![allow(clippy::expect_used)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
