@@ -8,4 +8,5 @@ mod conformance;
 mod manager;
 mod migrations;
 mod replicas;
+mod sim;
 mod support;

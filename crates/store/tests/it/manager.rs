@@ -18,14 +18,20 @@ use crate::support::{self, prefix, with_postgres};
 const START_MS: i64 = 1_700_000_000_000;
 const CALLERS_PER_REPLICA: usize = 10;
 /// Bound on waiting for the other replica to reach the lease; never reached when things work.
-const STEP_LIMIT: Duration = Duration::from_secs(10);
+pub const STEP_LIMIT: Duration = Duration::from_secs(10);
 
 /// Passes everything to the SQL store and tells the test when a lease was refused, so the test can
 /// hold the upstream fetch open until the other replica has really tried and failed to take the lease.
 #[derive(Debug)]
-struct Observed {
+pub struct Observed {
     inner: store::SqlTokenStore,
     refused: Arc<Notify>,
+}
+
+impl Observed {
+    pub fn new(inner: store::SqlTokenStore, refused: Arc<Notify>) -> Self {
+        Observed { inner, refused }
+    }
 }
 
 #[async_trait]
