@@ -1,0 +1,6 @@
+//! Integration tests of the domain services against the simulator.
+
+// Helpers outside #[test] functions are test code too; clippy.toml only exempts the test functions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod check;
