@@ -54,6 +54,19 @@ pub(crate) enum Pool {
     Postgres(PgPool),
 }
 
+/// Runs the same query-building expression against whichever pool `$db` (a [`Db`]) has. For
+/// repositories whose SQL is the same in both dialects. The two arms are
+/// textually identical; only the types differ, which is why this is a macro and not a function.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match &$db.pool {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
 /// A connection pool over SQLite or PostgreSQL. Cloning is cheap and shares the pool.
 #[derive(Clone)]
 pub struct Db {

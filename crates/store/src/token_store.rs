@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use wx_api::token::{CachedToken, StoreError, TokenKey, TokenStore};
 
-use crate::db::{Db, Pool};
+use crate::db::{Db, on_pool};
 use crate::error::Error;
 
 /// How often `wait_for_update` looks again. SQL has no cheap portable notification, so waiters poll;
@@ -50,17 +50,6 @@ const TRY_LEASE: &str = "INSERT INTO token_lease (tenant, owner, secret_id, kind
 
 const RELEASE: &str = "DELETE FROM token_lease \
     WHERE tenant = $1 AND owner = $2 AND secret_id = $3 AND kind = $4 AND holder = $5";
-
-/// Runs the same query-building expression against whichever pool the store has. The two arms are
-/// textually identical; only the types differ, which is why this is a macro and not a function.
-macro_rules! on_pool {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match &$db.pool {
-            Pool::Sqlite($pool) => $body,
-            Pool::Postgres($pool) => $body,
-        }
-    };
-}
 
 /// Binds the four key columns, in the order every statement above uses them ($1..$4).
 macro_rules! bind_key {
