@@ -473,7 +473,7 @@ impl Validator<'_> {
             }
             None => None,
         };
-        let key = match key.map(|k| AesKey::from_encoding_aes_key(&k)) {
+        let key = match key.map(|k| crate::aes::decode(&k)) {
             Some(Ok(k)) => Some(k),
             Some(Err(e)) => {
                 self.error(format!("{base}.encoding_aes_key"), e, hint);
@@ -769,7 +769,7 @@ impl Validator<'_> {
                 matches!(mode, Some(MessageMode::Compat | MessageMode::Safe)),
                 HINT_OA_SERVER,
             );
-            let aes_key = match key.map(|k| AesKey::from_encoding_aes_key(&k)) {
+            let aes_key = match key.map(|k| crate::aes::decode(&k)) {
                 Some(Ok(k)) => Some(k),
                 Some(Err(e)) => {
                     self.error(format!("{obase}.encoding_aes_key"), e, HINT_OA_SERVER);

@@ -114,17 +114,17 @@ async fn demo(args: DemoArgs) -> CmdResult {
         "  token status:  curl -H 'Authorization: Bearer {api_key}' {bridge_url}/api/v1/tenants/demo/tokens"
     );
     println!("  simulator:     {sim_url}   (info: {sim_url}/_sim/info)");
-    if let Some(corp) = info.corps.first() {
-        if let Some(app) = corp.apps.first() {
-            println!(
-                "  WeCom login:   {sim_url}/wwlogin/sso/login?login_type=CorpApp&appid={}&agentid={}&redirect_uri={bridge_url}/healthz&state=demo",
-                corp.corpid, app.agentid
-            );
-            println!(
-                "  in-app OAuth:  {sim_url}/connect/oauth2/authorize?appid={}&agentid={}&redirect_uri={bridge_url}/healthz&response_type=code&scope=snsapi_base&state=demo#wechat_redirect",
-                corp.corpid, app.agentid
-            );
-        }
+    if let Some(corp) = info.corps.first()
+        && let Some(app) = corp.apps.first()
+    {
+        println!(
+            "  WeCom login:   {sim_url}/wwlogin/sso/login?login_type=CorpApp&appid={}&agentid={}&redirect_uri={bridge_url}/healthz&state=demo",
+            corp.corpid, app.agentid
+        );
+        println!(
+            "  in-app OAuth:  {sim_url}/connect/oauth2/authorize?appid={}&agentid={}&redirect_uri={bridge_url}/healthz&response_type=code&scope=snsapi_base&state=demo#wechat_redirect",
+            corp.corpid, app.agentid
+        );
     }
     if let Some(site) = &info.wechat.website {
         println!(
