@@ -11,9 +11,9 @@ use url::Url;
 
 use crate::file::{FileConfig, FileSecret, TenantFile, WechatFile, WecomFile};
 use crate::model::{
-    AesKey, AgentId, ApiKeyHash, AppId, CallbackConfig, CallbackToken, Config, ContactsConfig,
-    CorpId, DatabaseConfig, MessageMode, OfficialAccountConfig, ServerConfig, TenantConfig,
-    TenantKey, TokenStoreConfig, TokensConfig, UpstreamConfig, WebsiteConfig, WechatConfig,
+    AgentId, ApiKeyHash, AppId, CallbackConfig, CallbackToken, Config, ContactsConfig, CorpId,
+    DatabaseConfig, MessageMode, OfficialAccountConfig, ServerConfig, TenantConfig, TenantKey,
+    TokenStoreConfig, TokensConfig, UpstreamConfig, WebsiteConfig, WechatConfig,
     WechatMiniProgramConfig, WechatTokenApi, WecomAppConfig, WecomConfig, WecomMiniProgramConfig,
 };
 use crate::problem::Problem;
