@@ -8,3 +8,7 @@ mod errors;
 mod fake;
 mod manager;
 mod parsing;
+mod sim;
+// The Redis store is behind the default feature "redis".
+#[cfg(feature = "redis")]
+mod stores;
