@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -66,19 +67,49 @@ impl fmt::Debug for FetchedToken {
 /// The in-process state of one key.
 #[derive(Default)]
 struct KeyState {
-    /// Held while refreshing, so concurrent callers queue behind one upstream call.
-    lock: AsyncMutex<RefreshMemo>,
+    /// Held while refreshing, so concurrent callers queue behind one upstream call. It guards the last
+    /// refresh's failure, shared with callers that queued behind it, so a wrong secret costs one upstream
+    /// call and not one per waiting caller.
+    refresh: AsyncMutex<Option<ApiError>>,
+    /// Bumped after each refresh attempt; a caller that saw an older value queued behind that attempt.
+    generation: AtomicU64,
+    /// The last token this process saw or fetched, with the time from which it should be refreshed. A
+    /// plain mutex held for a clone only, so the fast path never waits for a refresh in progress.
+    local: StdMutex<Option<(CachedToken, i64)>>,
 }
 
-#[derive(Default)]
-struct RefreshMemo {
-    /// Bumped after each refresh attempt; a caller that queued before it learns the attempt's outcome.
-    generation: u64,
-    /// The last refresh's failure, shared with callers that queued behind it, so a wrong secret costs one
-    /// upstream call and not one per waiting caller.
-    last_error: Option<ApiError>,
-    /// The last token this process saw or fetched, with the time from which it should be refreshed.
-    local: Option<(CachedToken, i64)>,
+impl KeyState {
+    fn local_fresh(&self, now_ms: i64) -> Option<CachedToken> {
+        let local = self
+            .local
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &*local {
+            Some((token, refresh_at)) if now_ms < *refresh_at => Some(token.clone()),
+            _ => None,
+        }
+    }
+
+    fn set_local(&self, value: Option<(CachedToken, i64)>) {
+        *self
+            .local
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = value;
+    }
+
+    /// Forget the local token if it is `value`.
+    fn forget_local(&self, value: &str) {
+        let mut local = self
+            .local
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if local
+            .as_ref()
+            .is_some_and(|(token, _)| token.value.expose_secret() == value)
+        {
+            *local = None;
+        }
+    }
 }
 
 /// Fetches and caches access tokens and tickets. Share one per process (it is cheap to clone the `Arc`).
@@ -164,62 +195,42 @@ impl TokenManager {
         Fut: Future<Output = Result<FetchedToken, ApiError>>,
     {
         let state = self.state(key);
-        let seen_generation;
-        {
-            // Fast path without waiting for a refresh in progress: `try_lock` fails only while one runs.
-            if let Ok(memo) = state.lock.try_lock() {
-                if let Some((token, refresh_at)) = &memo.local
-                    && self.clock.now_ms() < *refresh_at
-                {
-                    return Ok(token.clone());
-                }
-                seen_generation = memo.generation;
-            } else {
-                seen_generation = u64::MAX;
-            }
+        if let Some(token) = state.local_fresh(self.clock.now_ms()) {
+            return Ok(token);
         }
+        let seen_generation = state.generation.load(Ordering::SeqCst);
         if let Some(token) = self.store.get(key).await?
             && self.is_fresh(&token, self.clock.now_ms())
         {
+            let refresh_at = self.refresh_at(&token, self.clock.now_ms());
+            state.set_local(Some((token.clone(), refresh_at)));
             return Ok(token);
         }
 
-        let mut memo = state.lock.lock().await;
+        let mut last_error = state.refresh.lock().await;
         // Someone refreshed while we queued: take their result (token or error) instead of calling again.
         let now = self.clock.now_ms();
-        if let Some((token, refresh_at)) = &memo.local
-            && now < *refresh_at
-        {
-            return Ok(token.clone());
+        if let Some(token) = state.local_fresh(now) {
+            return Ok(token);
         }
-        if seen_generation != memo.generation
-            && let Some(err) = &memo.last_error
+        if seen_generation != state.generation.load(Ordering::SeqCst)
+            && let Some(err) = &*last_error
         {
-            return Err(err.clone());
-        }
-        if seen_generation == u64::MAX
-            && let Some(err) = &memo.last_error
-        {
-            // We could not read the generation because a refresh was running; it has finished now.
             return Err(err.clone());
         }
         if let Some(token) = self.store.get(key).await?
             && self.is_fresh(&token, now)
         {
-            let refresh_at = token
-                .expires_at_ms
-                .saturating_sub(duration_ms(self.config.refresh_margin));
-            memo.local = Some((token.clone(), refresh_at));
+            state.set_local(Some((token.clone(), self.refresh_at(&token, now))));
             return Ok(token);
         }
 
         let started = tokio::time::Instant::now();
         let outcome = self.refresh_across_replicas(key, fetch).await;
-        memo.generation = memo.generation.wrapping_add(1);
         match &outcome {
             Ok((token, refresh_at)) => {
-                memo.last_error = None;
-                memo.local = Some((token.clone(), *refresh_at));
+                *last_error = None;
+                state.set_local(Some((token.clone(), *refresh_at)));
                 tracing::debug!(
                     tenant.key = %key.tenant,
                     owner = %key.owner,
@@ -229,8 +240,8 @@ impl TokenManager {
                 );
             }
             Err(err) => {
-                memo.last_error = Some(err.clone());
-                memo.local = None;
+                *last_error = Some(err.clone());
+                state.set_local(None);
                 tracing::warn!(
                     tenant.key = %key.tenant,
                     owner = %key.owner,
@@ -240,6 +251,9 @@ impl TokenManager {
                 );
             }
         }
+        // Bumped while still holding the lock, after the outcome is recorded, so every queued caller sees it.
+        state.generation.fetch_add(1, Ordering::SeqCst);
+        drop(last_error);
         outcome.map(|(token, _)| token)
     }
 
@@ -340,17 +354,7 @@ impl TokenManager {
     /// Compare-and-delete: the platform said `value` is invalid (40014/42001). Drops it from this process and
     /// from the store, but never a fresher token another caller or replica already stored.
     pub async fn invalidate(&self, key: &TokenKey, value: &str) -> Result<bool, ApiError> {
-        let state = self.state(key);
-        {
-            let mut memo = state.lock.lock().await;
-            if memo
-                .local
-                .as_ref()
-                .is_some_and(|(token, _)| token.value.expose_secret() == value)
-            {
-                memo.local = None;
-            }
-        }
+        self.state(key).forget_local(value);
         let removed = self.store.invalidate(key, value).await?;
         tracing::info!(
             tenant.key = %key.tenant,
