@@ -239,6 +239,10 @@ impl CallbackCrypto {
     /// POST: parse the raw body (XML or JSON envelope, auto-detected; WeCom lower-case and WeChat
     /// capitalised JSON keys; compatible-mode bodies with plaintext fields beside `Encrypt`), verify
     /// `msg_signature`, decrypt and check the receive id.
+    ///
+    /// XML: the first top-level `Encrypt` element is used and reading stops there, so the rest of the body is
+    /// not checked for well-formedness (it carries nothing that is used; the signature covers `Encrypt`). A
+    /// DOCTYPE anywhere before it is refused. JSON: the top-level `encrypt` (WeCom) or `Encrypt` (WeChat) key.
     pub fn decrypt_body(
         &self,
         msg_signature: &str,
