@@ -278,10 +278,17 @@ impl TokenManager {
             {
                 let result = self.refresh_holding_lease(key, &mut fetch).await;
                 // Release even after a failure so other replicas need not wait out the lease.
-                let released = self.store.release_lease(key, &self.holder_id).await;
-                let token = result?;
-                released?;
-                return Ok(token);
+                if let Err(err) = self.store.release_lease(key, &self.holder_id).await {
+                    // The lease lapses by its TTL anyway; the token we hold is still good to use.
+                    tracing::warn!(
+                        tenant.key = %key.tenant,
+                        owner = %key.owner,
+                        token.kind = key.kind.as_str(),
+                        error = %err,
+                        "could not release the refresh lease"
+                    );
+                }
+                return result;
             }
             // Another replica refreshes. A token that is merely inside the refresh margin is still valid, so
             // a waiter may use it; the store wakes us when the holder stores the new one.
@@ -336,7 +343,17 @@ impl TokenManager {
             value: fetched.value,
             expires_at_ms: now.saturating_add(lifetime_ms),
         };
-        self.store.put(key, &token).await?;
+        if let Err(err) = self.store.put(key, &token).await {
+            // The fetched token is valid (and for classic WeChat tokens, fetching it revoked the previous
+            // one), so this process uses it rather than throwing it away; other replicas will fetch their own.
+            tracing::warn!(
+                tenant.key = %key.tenant,
+                owner = %key.owner,
+                token.kind = key.kind.as_str(),
+                error = %err,
+                "could not store the refreshed token"
+            );
+        }
         // A token issued with less life than twice the margin (stable_token near its renewal) is refreshed
         // halfway instead, so it is not born stale and fetched again on every call.
         let margin = duration_ms(self.config.refresh_margin).min(lifetime_ms / 2);

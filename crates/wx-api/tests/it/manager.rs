@@ -359,3 +359,78 @@ async fn waiter_returns_as_soon_as_the_holder_stores_a_token() {
         started.elapsed()
     );
 }
+
+/// A store whose writes fail (Redis went away between the lease and the put).
+#[derive(Debug, Default)]
+struct BrokenWrites {
+    inner: MemoryTokenStore,
+}
+
+#[async_trait::async_trait]
+impl TokenStore for BrokenWrites {
+    async fn get(
+        &self,
+        key: &TokenKey,
+    ) -> Result<Option<wx_api::token::CachedToken>, wx_api::token::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn put(
+        &self,
+        _: &TokenKey,
+        _: &wx_api::token::CachedToken,
+    ) -> Result<(), wx_api::token::StoreError> {
+        Err(wx_api::token::StoreError::new("broken", "write refused"))
+    }
+    async fn invalidate(
+        &self,
+        key: &TokenKey,
+        value: &str,
+    ) -> Result<bool, wx_api::token::StoreError> {
+        self.inner.invalidate(key, value).await
+    }
+    async fn try_lease(
+        &self,
+        key: &TokenKey,
+        holder: &str,
+        now_ms: i64,
+        ttl: Duration,
+    ) -> Result<bool, wx_api::token::StoreError> {
+        self.inner.try_lease(key, holder, now_ms, ttl).await
+    }
+    async fn release_lease(&self, _: &TokenKey, _: &str) -> Result<(), wx_api::token::StoreError> {
+        Err(wx_api::token::StoreError::new("broken", "write refused"))
+    }
+    async fn wait_for_update(
+        &self,
+        key: &TokenKey,
+        timeout: Duration,
+    ) -> Result<(), wx_api::token::StoreError> {
+        self.inner.wait_for_update(key, timeout).await
+    }
+}
+
+#[tokio::test]
+async fn a_fetched_token_is_used_even_if_the_store_cannot_keep_it() {
+    let clock = ManualClock::new(START_MS);
+    let tokens = manager(Arc::new(BrokenWrites::default()), &clock);
+    let upstream = Upstream::default();
+    let k = key("broken-store");
+    assert_eq!(
+        tokens
+            .get_or_refresh(&k, || upstream.fetch())
+            .await
+            .unwrap()
+            .value(),
+        "token-1"
+    );
+    // Kept in process: the next call does not fetch again.
+    assert_eq!(
+        tokens
+            .get_or_refresh(&k, || upstream.fetch())
+            .await
+            .unwrap()
+            .value(),
+        "token-1"
+    );
+    assert_eq!(upstream.calls(), 1);
+}
