@@ -224,8 +224,28 @@ impl Transport {
         self.tokens.clock().now_ms()
     }
 
-    /// Send once and parse. `token` goes into the query string as `access_token`.
+    /// Send once and parse, with one debug event per upstream call (never the URL: it holds the token).
     async fn send_once<T: DeserializeOwned>(
+        &self,
+        scope: Scope<'_>,
+        req: &Request<'_>,
+        token: Option<&str>,
+    ) -> Result<T, ApiError> {
+        let started = tokio::time::Instant::now();
+        let result = self.send_once_inner(req, token).await;
+        tracing::debug!(
+            tenant.key = %scope.tenant,
+            owner = %scope.owner,
+            api = req.api,
+            errcode = result.as_ref().err().and_then(ApiError::errcode).map_or(0, ErrCode::code),
+            ok = result.is_ok(),
+            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "upstream call"
+        );
+        result
+    }
+
+    async fn send_once_inner<T: DeserializeOwned>(
         &self,
         req: &Request<'_>,
         token: Option<&str>,
@@ -272,7 +292,7 @@ impl Transport {
         self.check_block(scope, req.api)?;
         let mut busy_attempts = 0;
         loop {
-            let result = self.send_once::<T>(req, None).await;
+            let result = self.send_once::<T>(scope, req, None).await;
             match self.after(scope, req.api, result, &mut busy_attempts).await {
                 Next::Done(result) => return result,
                 Next::Retry => continue,
@@ -299,7 +319,7 @@ impl Transport {
         let mut token_refreshed = false;
         loop {
             let token = get_token().await?;
-            let result = self.send_once::<T>(req, Some(token.value())).await;
+            let result = self.send_once::<T>(scope, req, Some(token.value())).await;
             if let Err(ApiError::Upstream { code, .. }) = &result
                 && code.is_token_invalid()
                 && !token_refreshed
