@@ -427,3 +427,52 @@ async fn every_wechat_endpoint_once() {
         "one base token each for the account and the mini program"
     );
 }
+
+/// Captures everything wx-api logs at trace level while a refresh, a 40014 and a 45009 happen, and checks
+/// that neither the secret nor any token value appears.
+#[tokio::test]
+async fn logs_never_contain_tokens_or_secrets() {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("wx_api=trace")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let env = Env::start().await;
+    let app = env.main_app();
+    app.tag_list().await.unwrap();
+    let first = app.access_token().await.unwrap();
+    env.sim.revoke_token(first.value());
+    app.tag_list().await.unwrap();
+    let second = app.access_token().await.unwrap();
+    let ticket = app.jsapi_ticket().await.unwrap();
+    env.sim
+        .set_rate_limit(api::TAG_GET, 1, Duration::from_secs(60));
+    app.tag_get(1).await.unwrap();
+    app.tag_get(1).await.unwrap_err();
+    app.tag_get(1).await.unwrap_err();
+
+    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("upstream call"), "the capture works: {logs}");
+    assert!(logs.contains("token invalidated by upstream"));
+    for secret in [MAIN_SECRET, first.value(), second.value(), ticket.value()] {
+        assert!(!logs.contains(secret), "a secret or token reached the logs");
+    }
+}
