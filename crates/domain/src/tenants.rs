@@ -189,6 +189,19 @@ impl Tenant {
             .and_then(|c| c.wecom())
     }
 
+    /// Make sure every credential has a token: a cached one is reused, a missing or expiring one is fetched
+    /// once through the token manager. Failures are recorded per credential and show in `token_health`.
+    pub async fn probe_tokens(&self) {
+        for c in self
+            .credentials
+            .iter()
+            .filter(|c| c.kind.has_access_token())
+        {
+            // The outcome is recorded on the credential; token_health reports it.
+            let _ = c.access_token().await;
+        }
+    }
+
     /// The health of every cached token of this tenant, read from the store without calling upstream.
     pub async fn token_health(&self, tokens: &TokenManager) -> Vec<TokenHealth> {
         let now = tokens.clock().now_ms();

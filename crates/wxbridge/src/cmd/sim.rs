@@ -58,18 +58,30 @@ pub fn run(args: SimArgs) -> CmdResult {
         let addr = SocketAddr::new(args.host, args.port);
         let running = sim.serve(addr).await.map_err(CmdError::new)?;
         let info = sim.info();
-        let line = serde_json::to_string(&info).map_err(|e| CmdError::new(format!("cannot print the info: {e}")))?;
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}").and_then(|()| out.flush()).map_err(|e| CmdError::new(format!("stdout: {e}")))?;
-        drop(out);
+        // The config file is written before the JSON line, so a script that has read the line can use it.
         if let Some(path) = &args.write_config {
-            let toml = info.wxbridge_config(&args.bridge_listen).map_err(CmdError::new)?;
+            let toml = info
+                .wxbridge_config(&args.bridge_listen)
+                .map_err(CmdError::new)?;
             std::fs::write(path, toml)
                 .map_err(|e| CmdError::new(format!("cannot write {}: {e}", path.display())))?;
-            eprintln!("wrote {}: run `wxbridge serve --config {}`", path.display(), path.display());
+            eprintln!(
+                "wrote {}: run `wxbridge serve --config {}`",
+                path.display(),
+                path.display()
+            );
         }
+        let line = serde_json::to_string(&info)
+            .map_err(|e| CmdError::new(format!("cannot print the info: {e}")))?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(|e| CmdError::new(format!("stdout: {e}")))?;
+        drop(out);
         eprintln!("wx-sim listening on {} (Ctrl-C to stop)", running.base_url);
-        tokio::signal::ctrl_c().await.map_err(|e| CmdError::new(format!("cannot wait for Ctrl-C: {e}")))?;
+        tokio::signal::ctrl_c()
+            .await
+            .map_err(|e| CmdError::new(format!("cannot wait for Ctrl-C: {e}")))?;
         running.shutdown().await;
         Ok(())
     })

@@ -5,3 +5,4 @@
 
 mod cli_config;
 mod cli_crypto;
+mod cli_serve;
