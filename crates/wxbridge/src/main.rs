@@ -27,6 +27,9 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Apply the database migrations for the configured store.
     Migrate(cmd::migrate::MigrateArgs),
+    /// Make or hash a per-tenant API key (the configuration stores only hashes).
+    #[command(subcommand, name = "api-key")]
+    ApiKey(cmd::api_key::ApiKeyCmd),
     /// Callback crypto by hand: verify a URL, decrypt, encrypt, sign.
     #[command(subcommand)]
     Crypto(cmd::crypto::CryptoCmd),
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Migrate(args) => cmd::migrate::run(args),
+        Command::ApiKey(c) => cmd::api_key::run(c),
         Command::Crypto(c) => cmd::crypto::run_crypto(c),
         Command::Jssdk(c) => cmd::crypto::run_jssdk(c),
         Command::Miniprogram(c) => cmd::crypto::run_miniprogram(c),

@@ -188,3 +188,36 @@ fn sim_write_config_then_serve_answers_health_readiness_and_token_status() {
         assert!(secs > 7000 && secs <= 7200, "a fresh two-hour token: {t}");
     }
 }
+
+#[test]
+fn api_key_new_prints_a_key_and_the_hash_that_hash_reproduces() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wxbridge"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, stdout, _) = run(&["api-key", "new"]);
+    assert_eq!(code, Some(0));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("wxb_") && lines[0].len() > 30,
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("sha256:") && lines[1].len() == 7 + 64,
+        "{stdout}"
+    );
+    let (code, hashed, _) = run(&["api-key", "hash", lines[0]]);
+    assert_eq!(code, Some(0));
+    assert_eq!(hashed.trim_end(), lines[1]);
+    let (code, _, stderr) = run(&["api-key", "hash", "not-a-key"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("wxb_"), "{stderr}");
+}
