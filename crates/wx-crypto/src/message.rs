@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::ops::ControlFlow;
 
 use crate::CryptoError;
-use crate::xml::{XmlError, for_each_field, looks_like_xml};
+use crate::xml::{XmlError, for_each_field, looks_like_xml, span_in};
 
 /// The format the plaintext was written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,12 +29,10 @@ enum Text {
 impl Text {
     /// A span when `piece` lies inside `source` (a borrowed slice), else an owned copy.
     fn of(piece: Cow<'_, str>, source: &str) -> Text {
-        if let Cow::Borrowed(b) = piece {
-            let start = (b.as_ptr() as usize).wrapping_sub(source.as_ptr() as usize);
-            let end = start.wrapping_add(b.len());
-            if end <= source.len() && start <= end && source.get(start..end).is_some() {
-                return Text::Span(start, end);
-            }
+        if let Cow::Borrowed(b) = piece
+            && let Some((start, end)) = span_in(source, b.as_bytes())
+        {
+            return Text::Span(start, end);
         }
         Text::Owned(piece.into_owned())
     }

@@ -5,25 +5,15 @@ use aes::Aes128;
 use aes::cipher::block_padding::{NoPadding, Pkcs7};
 use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use base64::Engine as _;
-use sha1::{Digest, Sha1};
 
 use crate::CryptoError;
 use crate::b64::{LENIENT, STANDARD};
-use crate::signature::ct_eq_hex;
+use crate::signature::{ct_eq_hex, hex_to_string, sha1_hex};
 
 /// Decodes base64 that must give exactly 16 bytes; `Err(len)` otherwise (0 when not base64 at all).
 fn decode16(b64: &str) -> Result<[u8; 16], usize> {
-    // Room for the decoder's conservative estimate; only an exact 16 is accepted.
-    let mut scratch = [0u8; 24];
-    match LENIENT.decode_slice(b64.as_bytes(), &mut scratch) {
-        Ok(16) => {
-            let mut out = [0u8; 16];
-            out.copy_from_slice(&scratch[..16]);
-            Ok(out)
-        }
-        Ok(n) => Err(n),
-        Err(_) => Err(LENIENT.decode(b64.as_bytes()).map(|v| v.len()).unwrap_or(0)),
-    }
+    let bytes = LENIENT.decode(b64.as_bytes()).map_err(|_| 0usize)?;
+    bytes.try_into().map_err(|v: Vec<u8>| v.len())
 }
 
 fn key_and_iv(session_key_b64: &str, iv_b64: &str) -> Result<([u8; 16], [u8; 16]), CryptoError> {
@@ -90,19 +80,9 @@ pub fn encrypt_data(
     Ok(STANDARD.encode(ciphertext))
 }
 
-fn raw_data_digest(raw_data: &str, session_key_b64: &str) -> [u8; 40] {
-    let mut hasher = Sha1::new();
-    hasher.update(raw_data.as_bytes());
-    hasher.update(session_key_b64.as_bytes());
-    let mut out = [0u8; 40];
-    // 20 digest bytes always fit 40 hex characters.
-    let _ = hex::encode_to_slice(hasher.finalize(), &mut out);
-    out
-}
-
 /// `sha1(rawData + session_key)`, with the session key as its base64 text (not decoded), lower-case hex.
 pub fn raw_data_signature(raw_data: &str, session_key_b64: &str) -> String {
-    String::from_utf8_lossy(&raw_data_digest(raw_data, session_key_b64)).into_owned()
+    hex_to_string(sha1_hex([raw_data, session_key_b64]))
 }
 
 /// Checks a `rawData` signature in constant time.
@@ -111,5 +91,5 @@ pub fn check_raw_data_signature(
     session_key_b64: &str,
     signature: &str,
 ) -> Result<(), CryptoError> {
-    ct_eq_hex(&raw_data_digest(raw_data, session_key_b64), signature)
+    ct_eq_hex(&sha1_hex([raw_data, session_key_b64]), signature)
 }

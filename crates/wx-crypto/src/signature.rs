@@ -9,30 +9,27 @@ use crate::CryptoError;
 /// Lower-case hex of a SHA-1 digest, on the stack.
 pub(crate) type HexDigest = [u8; 40];
 
-/// SHA-1 of the byte-order sorted `parts` concatenated without separator, as lower-case hex bytes.
-/// Sorting references and feeding the hasher piecewise avoids building the joined string.
-pub(crate) fn sorted_sha1_hex<const N: usize>(mut parts: [&str; N]) -> HexDigest {
-    parts.sort_unstable();
+/// SHA-1 of `parts` concatenated, as lower-case hex bytes; feeding the hasher piecewise avoids building
+/// the joined string.
+pub(crate) fn sha1_hex<'p>(parts: impl IntoIterator<Item = &'p str>) -> HexDigest {
     let mut hasher = Sha1::new();
     for p in parts {
         hasher.update(p.as_bytes());
     }
-    hex_digest(hasher)
-}
-
-fn hex_digest(hasher: Sha1) -> HexDigest {
-    let digest = hasher.finalize();
     let mut out = [0u8; 40];
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in digest.iter().enumerate() {
-        out[2 * i] = HEX[usize::from(b >> 4)];
-        out[2 * i + 1] = HEX[usize::from(b & 0x0f)];
-    }
+    // 20 digest bytes always fill exactly 40 hex characters, so this cannot fail.
+    let _ = hex::encode_to_slice(hasher.finalize(), &mut out);
     out
 }
 
-fn hex_to_string(h: HexDigest) -> String {
-    // Only ASCII hex digits were written, so this never fails; the fallback keeps the function total.
+/// SHA-1 of the byte-order sorted `parts` concatenated without separator, as lower-case hex bytes.
+pub(crate) fn sorted_sha1_hex<const N: usize>(mut parts: [&str; N]) -> HexDigest {
+    parts.sort_unstable();
+    sha1_hex(parts)
+}
+
+pub(crate) fn hex_to_string(h: HexDigest) -> String {
+    // Only ASCII hex digits are ever written, so this never fails; the fallback keeps the function total.
     String::from_utf8(h.to_vec()).unwrap_or_default()
 }
 
@@ -92,8 +89,7 @@ pub fn verify_msg_signature(
 ///
 /// `url` must already be without its `#fragment`; see [`jssdk_signature_for_page`] to strip it.
 pub fn jssdk_signature(ticket: &str, noncestr: &str, timestamp: &str, url: &str) -> String {
-    let mut hasher = Sha1::new();
-    for part in [
+    hex_to_string(sha1_hex([
         "jsapi_ticket=",
         ticket,
         "&noncestr=",
@@ -102,10 +98,7 @@ pub fn jssdk_signature(ticket: &str, noncestr: &str, timestamp: &str, url: &str)
         timestamp,
         "&url=",
         url,
-    ] {
-        hasher.update(part.as_bytes());
-    }
-    hex_to_string(hex_digest(hasher))
+    ]))
 }
 
 /// The page URL as it must be signed: everything from the first `#` on removed, the query kept.

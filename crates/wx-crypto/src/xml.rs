@@ -29,11 +29,17 @@ fn syntax(e: impl std::fmt::Display) -> XmlError {
     XmlError::Syntax(e.to_string())
 }
 
-/// `bytes` as a `&str` slice of `input` when it points into it (always the case for a `&str` reader that
-/// did not need to copy): an O(1) re-borrow instead of validating UTF-8 again.
-fn subslice<'a>(input: &'a str, bytes: &[u8]) -> Option<&'a str> {
+/// Where `bytes` lies in `input`, when it is a slice of it on character boundaries (always the case for
+/// text a `&str` reader did not need to copy): `(start, end)` byte offsets.
+pub(crate) fn span_in(input: &str, bytes: &[u8]) -> Option<(usize, usize)> {
     let start = (bytes.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
     let end = start.checked_add(bytes.len())?;
+    input.get(start..end).map(|_| (start, end))
+}
+
+/// `bytes` re-borrowed as a `&str` slice of `input`: O(1) instead of validating UTF-8 again.
+fn subslice<'a>(input: &'a str, bytes: &[u8]) -> Option<&'a str> {
+    let (start, end) = span_in(input, bytes)?;
     input.get(start..end)
 }
 
