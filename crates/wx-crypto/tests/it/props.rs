@@ -179,3 +179,42 @@ proptest! {
         prop_assert_eq!(v["v"].as_str(), Some(text.as_str()));
     }
 }
+
+#[test]
+fn empty_plaintext_round_trips_in_every_format() {
+    let c = crypto();
+    for format in [
+        EnvelopeFormat::Xml,
+        EnvelopeFormat::Json,
+        EnvelopeFormat::MpJson,
+    ] {
+        let body = c
+            .encrypt_envelope("", "1700000000", "n", [0; 16], format)
+            .unwrap();
+        let m = c
+            .decrypt_body(&signature_of(&body), "1700000000", "n", body.as_bytes())
+            .unwrap();
+        assert_eq!(m.plaintext(), "");
+        assert_eq!(m.receive_id(), RID);
+    }
+}
+
+#[test]
+fn bodies_with_a_bom_or_leading_whitespace_are_accepted() {
+    let c = crypto();
+    let enc = c.encrypt(b"<xml/>", [5; 16]).unwrap();
+    let sig = c.sign("1", "2", &enc);
+    for body in [
+        format!("\u{feff}<xml><Encrypt><![CDATA[{enc}]]></Encrypt></xml>"),
+        format!(
+            "\r\n  <?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<xml>\n <Encrypt>{enc}</Encrypt>\n</xml>"
+        ),
+        format!("\u{feff} {{\"encrypt\":\"{enc}\"}}"),
+        format!("{{\"Encrypt\":\"{}\"}}", enc.replace('/', "\\/")),
+    ] {
+        let m = c
+            .decrypt_body(&sig, "1", "2", body.as_bytes())
+            .unwrap_or_else(|e| panic!("{body}: {e}"));
+        assert_eq!(m.plaintext(), "<xml/>");
+    }
+}
