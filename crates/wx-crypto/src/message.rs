@@ -55,8 +55,9 @@ struct Field {
 }
 
 /// A parsed callback message or event. Field names are kept as sent (`ToUserName`, `AgentID`…); values are
-/// strings exactly as sent (numbers in JSON plaintexts are rendered in decimal).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// strings exactly as sent (numbers in JSON plaintexts are rendered in decimal). `Debug` shows the kind of
+/// message and its field names, not the values, which may hold personal data.
+#[derive(Clone, PartialEq, Eq)]
 pub struct CallbackMessage {
     format: PayloadFormat,
     /// The plaintext the spans of `fields` point into.
@@ -64,6 +65,17 @@ pub struct CallbackMessage {
     fields: Vec<Field>,
     /// `Event` lower-cased, only when that differs from the raw value: WeCom sends `click`, WeChat `CLICK`.
     event_lower: Option<String>,
+}
+
+impl std::fmt::Debug for CallbackMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackMessage")
+            .field("format", &self.format)
+            .field("msg_type", &self.msg_type())
+            .field("event", &self.event())
+            .field("fields", &self.fields().map(|(n, _)| n).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 fn message_error(e: XmlError) -> CryptoError {

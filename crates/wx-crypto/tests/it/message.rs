@@ -66,6 +66,16 @@ fn create_user_event_gives_typed_fields() {
     assert_eq!(names.first(), Some(&"ToUserName"));
     assert_eq!(names.last(), Some(&"Address"));
     assert_eq!(names.len(), 22);
+    // Debug names the fields but never shows personal data such as the mobile number.
+    let dbg = format!("{m:?}");
+    assert!(
+        dbg.contains("Mobile") && dbg.contains("change_contact"),
+        "{dbg}"
+    );
+    assert!(
+        !dbg.contains("13800000000") && !dbg.contains("张三"),
+        "{dbg}"
+    );
 }
 
 #[test]
