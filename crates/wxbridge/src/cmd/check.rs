@@ -11,7 +11,7 @@ use wx_api::clock::SystemClock;
 use wx_api::token::MemoryTokenStore;
 use wxbridge_config::Sources;
 
-use super::serve::{init_tracing, runtime};
+use super::serve::{init_tracing_with_default, runtime};
 use super::{CmdError, CmdResult};
 
 #[derive(Debug, clap::Args)]
@@ -28,16 +28,8 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: CheckArgs) -> CmdResult {
-    // Only warnings and errors: the report itself goes to stdout.
-    if std::env::var_os("WXBRIDGE_LOG").is_none() {
-        // SAFETY-free: no env mutation; just pick a quieter default filter.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("error"))
-            .with_writer(std::io::stderr)
-            .try_init();
-    } else {
-        init_tracing();
-    }
+    // Only errors by default: the report itself goes to stdout.
+    init_tracing_with_default("error");
     let sources = Sources::file(&args.config).with_process_env();
     let inspection = wxbridge_config::inspect(&sources).map_err(CmdError::new)?;
     let mut report = CheckReport::from_config(inspection.problems, inspection.config.as_ref());

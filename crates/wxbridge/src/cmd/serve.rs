@@ -82,11 +82,19 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CmdError> {
 
 /// Logs to stderr; level from WXBRIDGE_LOG (or RUST_LOG), default info.
 pub(crate) fn init_tracing() {
+    init_tracing_with_default("info");
+}
+
+/// Logs to stderr with `default` as the filter unless WXBRIDGE_LOG (or RUST_LOG) says otherwise. Colours
+/// only on a terminal, so redirected logs stay plain text.
+pub(crate) fn init_tracing_with_default(default: &str) {
+    use std::io::IsTerminal as _;
     let filter = std::env::var("WXBRIDGE_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned());
+        .unwrap_or_else(|_| default.to_owned());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
