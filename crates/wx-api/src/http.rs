@@ -102,6 +102,11 @@ impl RateLimits {
     }
 }
 
+/// A token endpoint's `expires_in` (seconds; negative means already expired) as a lifetime.
+pub(crate) fn lifetime(expires_in: i64) -> Duration {
+    Duration::from_secs(u64::try_from(expires_in).unwrap_or(0))
+}
+
 /// Who a call is made for: the block window's scope and the tracing fields.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scope<'a> {
@@ -222,6 +227,12 @@ impl Transport {
 
     pub fn now_ms(&self) -> i64 {
         self.tokens.clock().now_ms()
+    }
+
+    /// How long calls to `api` for `scope` stay blocked after a 45009, if they are.
+    pub fn blocked_for(&self, scope: Scope<'_>, api: &str) -> Option<Duration> {
+        self.limits
+            .blocked_for(scope.tenant, scope.owner, api, self.now_ms())
     }
 
     /// Send once and parse, with one debug event per upstream call (never the URL: it holds the token).

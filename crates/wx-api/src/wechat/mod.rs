@@ -10,7 +10,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::ApiError;
-use crate::http::{RateLimits, Request, RetryPolicy, Scope, Transport};
+use crate::http::{RateLimits, Request, RetryPolicy, Scope, Transport, lifetime};
 use crate::token::{CachedToken, FetchedToken, TokenKey, TokenKind, TokenManager};
 use crate::wecom::to_json;
 use crate::wecom::types::{AccessTokenBody, TicketBody};
@@ -113,10 +113,6 @@ pub struct WechatApp {
     key: TokenKey,
 }
 
-fn lifetime(expires_in: i64) -> Duration {
-    Duration::from_secs(u64::try_from(expires_in).unwrap_or(0))
-}
-
 impl WechatApp {
     pub fn credentials(&self) -> &WechatCredentials {
         &self.credentials
@@ -135,13 +131,7 @@ impl WechatApp {
 
     /// How long calls to `api` (a path from [`api`]) stay blocked after a 45009, if they are.
     pub fn blocked_for(&self, api: &str) -> Option<Duration> {
-        let now = self.transport.now_ms();
-        self.transport.limits.blocked_for(
-            &self.credentials.tenant,
-            &self.credentials.appid,
-            api,
-            now,
-        )
+        self.transport.blocked_for(self.scope(), api)
     }
 
     /// The base access token (cached; refreshed once for all callers when due).

@@ -9,7 +9,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::ApiError;
-use crate::http::{RateLimits, Request, RetryPolicy, Scope, Transport};
+use crate::http::{RateLimits, Request, RetryPolicy, Scope, Transport, lifetime};
 use crate::token::{CachedToken, FetchedToken, TokenKey, TokenKind, TokenManager};
 use types::*;
 
@@ -104,10 +104,6 @@ pub struct WecomApp {
     key: TokenKey,
 }
 
-fn lifetime(expires_in: i64) -> Duration {
-    Duration::from_secs(u64::try_from(expires_in).unwrap_or(0))
-}
-
 impl WecomApp {
     pub fn credentials(&self) -> &AppCredentials {
         &self.credentials
@@ -127,13 +123,7 @@ impl WecomApp {
 
     /// How long calls to `api` (a path from [`api`]) stay blocked after a 45009, if they are.
     pub fn blocked_for(&self, api: &str) -> Option<Duration> {
-        let now = self.transport.now_ms();
-        self.transport.limits.blocked_for(
-            &self.credentials.tenant,
-            &self.credentials.corpid,
-            api,
-            now,
-        )
+        self.transport.blocked_for(self.scope(), api)
     }
 
     /// The app's access token (cached; refreshed once for all callers when due).
