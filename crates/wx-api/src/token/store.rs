@@ -80,15 +80,48 @@ impl TokenKey {
         }
     }
 
-    /// The flat string form used as a Redis key or SQL primary key.
+    /// The flat string form used as a Redis key. Each part is escaped (`%` -> `%25`, `:` -> `%3A`), so two
+    /// different keys never flatten to the same string even if a part contains the separator.
     pub fn cache_key(&self) -> String {
         format!(
             "wxbridge:token:{}:{}:{}:{}",
-            self.tenant,
-            self.owner,
-            self.secret_id,
+            escape_part(&self.tenant),
+            escape_part(&self.owner),
+            escape_part(&self.secret_id),
             self.kind.as_str()
         )
+    }
+}
+
+fn escape_part(part: &str) -> std::borrow::Cow<'_, str> {
+    if part.contains(['%', ':']) {
+        part.replace('%', "%25").replace(':', "%3A").into()
+    } else {
+        part.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(tenant: &str, owner: &str) -> TokenKey {
+        TokenKey {
+            tenant: tenant.to_owned(),
+            owner: owner.to_owned(),
+            secret_id: "s".to_owned(),
+            kind: TokenKind::WecomAccessToken,
+        }
+    }
+
+    #[test]
+    fn cache_keys_of_different_keys_differ_even_with_separators_in_parts() {
+        assert_ne!(key("a:b", "c").cache_key(), key("a", "b:c").cache_key());
+        assert_ne!(key("a%3Ab", "c").cache_key(), key("a:b", "c").cache_key());
+        assert_eq!(
+            key("demo", "ww1").cache_key(),
+            "wxbridge:token:demo:ww1:s:wecom_access_token"
+        );
     }
 }
 

@@ -33,7 +33,11 @@ pub fn run(args: CheckArgs) -> CmdResult {
     let sources = Sources::file(&args.config).with_process_env();
     let inspection = wxbridge_config::inspect(&sources).map_err(CmdError::new)?;
     let mut report = CheckReport::from_config(inspection.problems, inspection.config.as_ref());
-    if let (false, Some(config)) = (args.offline, inspection.config) {
+    if let (false, Some(mut config)) = (args.offline, inspection.config) {
+        // Check WeChat credentials through stable_token even when the bridge uses the classic endpoint: a
+        // classic cgi-bin/token call would issue a new token and retire the running bridge's within 5 minutes,
+        // while stable tokens are separate and disturb no other holder.
+        config.tokens.wechat_token_api = wxbridge_config::WechatTokenApi::Stable;
         let config = Arc::new(config);
         runtime()?.block_on(async {
             // A private in-memory token store: checking never touches the bridge's database or cache.
