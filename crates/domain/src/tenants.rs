@@ -18,7 +18,7 @@ use wxbridge_config::{Config, TenantConfig, TokenStoreConfig, WechatTokenApi};
 use crate::error::DomainError;
 
 /// What a credential is, as shown in token health and check reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialKind {
     /// A WeCom self-built app secret.
@@ -143,7 +143,7 @@ fn short_code(e: &ApiError) -> String {
 }
 
 /// Token health of one credential, as served by `GET /api/v1/tenants/{tenant}/tokens`. Never the value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenHealth {
     pub name: String,
     pub kind: CredentialKind,

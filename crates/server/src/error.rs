@@ -5,7 +5,21 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, greppable: `unauthorized`, `tenant_not_found`, `not_found`, `not_ready`, `internal`.
+    pub code: String,
+    /// For humans; wording may change.
+    pub message: String,
+}
 
 /// A request failed. Each variant maps to one status and one stable `code`.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +56,12 @@ impl IntoResponse for WebError {
         }
         let mut resp = (
             status,
-            Json(json!({ "error": { "code": code, "message": self.to_string() } })),
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code: code.to_owned(),
+                    message: self.to_string(),
+                },
+            }),
         )
             .into_response();
         if status == StatusCode::UNAUTHORIZED

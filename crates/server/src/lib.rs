@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 mod middleware;
+pub mod openapi;
 mod routes;
 
 use std::future::Future;

@@ -27,6 +27,8 @@ enum Command {
     Check(cmd::check::CheckArgs),
     /// Apply the database migrations for the configured store.
     Migrate(cmd::migrate::MigrateArgs),
+    /// Print the REST API's OpenAPI document.
+    Openapi(cmd::openapi::OpenapiArgs),
     /// Make or hash a per-tenant API key (the configuration stores only hashes).
     #[command(subcommand, name = "api-key")]
     ApiKey(cmd::api_key::ApiKeyCmd),
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Migrate(args) => cmd::migrate::run(args),
         Command::ApiKey(c) => cmd::api_key::run(c),
+        Command::Openapi(args) => cmd::openapi::run(args),
         Command::Crypto(c) => cmd::crypto::run_crypto(c),
         Command::Jssdk(c) => cmd::crypto::run_jssdk(c),
         Command::Miniprogram(c) => cmd::crypto::run_miniprogram(c),

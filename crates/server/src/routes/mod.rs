@@ -1,7 +1,7 @@
 //! The route table. Each submodule holds the handlers of one area.
 
-mod health;
-mod tokens;
+pub(crate) mod health;
+pub(crate) mod tokens;
 
 use axum::Router;
 use axum::routing::get;
@@ -14,5 +14,6 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/v1/tenants/{tenant}/tokens", get(tokens::token_health))
+        .route("/api/v1/openapi.json", get(crate::openapi::serve_document))
         .fallback(|| async { WebError::NotFound })
 }

@@ -5,25 +5,41 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use domain::TokenHealth;
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::is_authorised;
 use crate::error::WebError;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct TokenHealthQuery {
+    /// Fetch every missing or expiring token first (a fresh cached token costs no upstream call).
     #[serde(default)]
     probe: bool,
 }
 
+/// Token health of every credential of one tenant.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenHealthResponse {
+    pub tenant: String,
+    pub tokens: Vec<TokenHealth>,
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/tokens", tag = "tokens",
+    params(("tenant" = String, Path, description = "Tenant key"), TokenHealthQuery),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Token health (never the token values)", body = TokenHealthResponse),
+        (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown tenant", body = crate::error::ErrorBody),
+    ))]
 pub async fn token_health(
     State(state): State<AppState>,
     Path(tenant_key): Path<String>,
     Query(query): Query<TokenHealthQuery>,
     headers: HeaderMap,
-) -> Result<Json<Value>, WebError> {
+) -> Result<Json<TokenHealthResponse>, WebError> {
     let tenant = state
         .tenants
         .get(&tenant_key)
@@ -36,5 +52,8 @@ pub async fn token_health(
         tenant.probe_tokens().await;
     }
     let tokens = tenant.token_health(state.tenants.tokens()).await;
-    Ok(Json(json!({ "tenant": tenant.key(), "tokens": tokens })))
+    Ok(Json(TokenHealthResponse {
+        tenant: tenant.key().to_owned(),
+        tokens,
+    }))
 }

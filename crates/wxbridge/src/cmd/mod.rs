@@ -6,6 +6,7 @@ pub mod check;
 pub mod crypto;
 pub mod demo;
 pub mod migrate;
+pub mod openapi;
 pub mod serve;
 pub mod sim;
 

@@ -1,0 +1,69 @@
+//! The OpenAPI document, generated from the handlers' annotations (utoipa). It is served at
+//! `/api/v1/openapi.json`, printed by `wxbridge openapi`, and committed as `docs/openapi.json`; a test fails
+//! when the committed file drifts from the code.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::routes::{health, tokens};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "wxbridge",
+        description = "The bridge between a business system and WeCom / WeChat. Tenant APIs take \
+                       `Authorization: Bearer wxb_...` with one of the tenant's API keys."
+    ),
+    paths(health::healthz, health::readyz, tokens::token_health),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        tokens::TokenHealthResponse,
+        domain::TokenHealth,
+        domain::CredentialKind
+    )),
+    modifiers(&ApiKeyScheme),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "tokens", description = "Access-token and ticket health per credential"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the `api_key` bearer scheme the tenant routes refer to.
+struct ApiKeyScheme;
+
+impl Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("wxb_...")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as data.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document as pretty JSON with a trailing newline, exactly as committed in `docs/openapi.json`.
+pub fn document_json() -> String {
+    let mut s = document()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the OpenAPI document: {e}\"}}"));
+    s.push('\n');
+    s
+}
+
+pub(crate) async fn serve_document() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}
