@@ -45,4 +45,37 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+
+    /// A write would break a uniqueness rule (for example a second user with the same WeCom userid,
+    /// compared case-insensitively, or a userid rename onto a taken userid). The batch was rolled back.
+    #[error("{backend} rejected a duplicate: {source}")]
+    Conflict {
+        backend: Backend,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A change names a WeCom department that is neither linked nor in the same batch.
+    #[error("department {department_id} of corp {corpid} is not linked to a role")]
+    UnknownDepartment { corpid: String, department_id: i64 },
+
+    /// A change names a WeCom userid that has no link in this tenant and corp.
+    #[error("userid `{userid}` of corp {corpid} is not linked to a user")]
+    UnknownUserid { corpid: String, userid: String },
+
+    /// The row an update targets does not exist in this tenant.
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: i64 },
+
+    /// A stored value is outside the set the schema allows (a newer wxbridge wrote it, or manual edits).
+    #[error("unexpected value `{value}` in {column}")]
+    InvalidStored { column: &'static str, value: String },
+
+    /// A stored JSON document does not parse.
+    #[error("stored JSON in {column} does not parse: {source}")]
+    StoredJson {
+        column: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
 }

@@ -1,14 +1,23 @@
 //! wxbridge persistence on SQLite (the default, one file) and PostgreSQL (many replicas): the database
-//! handle, embedded migrations, and the repositories built on them, starting with the token cache.
+//! handle, embedded migrations, and the repositories built on them, the token cache and the directory
+//! (users, roles, WeCom links, sync runs).
 //!
 //! Each repository writes its SQL once where the two dialects agree (`$n` placeholders,
 //! `INSERT ... ON CONFLICT`) and dispatches on the pool; the schema lives in one migrations folder per
 //! database (`migrations/sqlite`, `migrations/postgres`).
 
 mod db;
+mod directory;
 mod error;
 mod token_store;
 
 pub use db::{AppliedMigration, Backend, Db, MigrationReport};
+pub use directory::{
+    ApplyReport, DepartmentLink, DepartmentUpsert, DirectoryChanges, EntityCounters, Gender,
+    LocalDepartment, LocalDirectory, LocalMember, MemberLink, MemberUpsert, Membership,
+    MembershipSpec, NewSyncRun, Role, RoleId, RoleMember, RoleOrigin, SyncCounters, SyncEvent,
+    SyncKind, SyncRun, SyncRunId, SyncStatus, User, UserFields, UserId, UserRole, UserStatus,
+    UseridRename, normalize_userid,
+};
 pub use error::Error;
 pub use token_store::SqlTokenStore;
