@@ -3,6 +3,7 @@
 //! the account graph and sessions come later.
 
 pub mod check;
+pub mod directory;
 pub mod error;
 pub mod tenants;
 

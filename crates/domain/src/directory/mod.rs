@@ -1,0 +1,16 @@
+//! Directory sync of a WeCom corp into local roles and users: `upstream` fetches the corp's directory
+//! through the typed client (strategy, scope, rate budget, item errors), `local` is the plain snapshot of
+//! what the bridge already holds, and `plan` is the pure diff between the two that an applier executes.
+
+pub mod budget;
+pub mod local;
+pub mod plan;
+pub mod upstream;
+
+pub use budget::CallBudget;
+pub use local::{LocalDepartment, LocalDirectory, LocalMember, LocalMembership, LocalStatus};
+pub use plan::{PlanOptions, SyncPlan, plan};
+pub use upstream::{
+    FetchOptions, FetchStrategy, ItemError, StrategyChoice, UpstreamDepartment, UpstreamDirectory,
+    UpstreamMember, UpstreamMembership, VisibleScope, WithheldField, fetch_directory,
+};
