@@ -1,10 +1,11 @@
-//! The store crate's one integration-test binary: the token-store behaviour suite, migrations and
-//! replicas on SQLite and PostgreSQL.
+//! The store crate's one integration-test binary: the token-store behaviour suite, migrations,
+//! replicas and the directory repository on SQLite and PostgreSQL.
 
 // clippy.toml allows these inside #[test] fns only; the helpers here are test code too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod conformance;
+mod directory;
 mod manager;
 mod migrations;
 mod replicas;
