@@ -1,0 +1,380 @@
+//! The directory fetch against the simulator over HTTP: both strategies reproduce `sim.directory()`
+//! exactly, scope and withheld fields are reported, failed calls make the snapshot incomplete, and the call
+//! budget and block-window waits keep a rate-limited sync going without 45009 or restarts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::directory::upstream::{
+    FetchOptions, FetchStrategy, StrategyChoice, UpstreamDepartment, UpstreamDirectory,
+    UpstreamMember, UpstreamMembership, WithheldField, fetch_directory,
+};
+use wx_api::clock::Clock;
+use wx_api::token::{MemoryTokenStore, TokenManager};
+use wx_api::wecom::types::Gender;
+use wx_api::wecom::{AppCredentials, WecomApp, WecomClient};
+use wx_sim::{RunningSim, SimConfig, Simulator};
+
+/// The simulator's own clock: waiting on it moves the simulator forward, so block windows and budgets
+/// pass without real sleeping.
+#[derive(Debug)]
+struct SimClock(Simulator);
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> i64 {
+        self.0.now_ms()
+    }
+
+    fn sleep<'a, 'b>(&'a self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(async move {
+            self.0.advance_clock(d);
+            tokio::task::yield_now().await;
+        })
+    }
+}
+
+struct Env {
+    sim: Simulator,
+    _running: RunningSim,
+    client: WecomClient,
+    clock: Arc<dyn Clock>,
+}
+
+async fn env(cfg: SimConfig) -> Env {
+    let sim = Simulator::generate(cfg);
+    let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SimClock(sim.clone()));
+    let tokens = Arc::new(TokenManager::new(
+        Arc::new(MemoryTokenStore::new()),
+        clock.clone(),
+    ));
+    let client =
+        WecomClient::new(wx_api::http_client().unwrap(), &running.base_url, tokens).unwrap();
+    Env {
+        sim,
+        _running: running,
+        client,
+        clock,
+    }
+}
+
+impl Env {
+    fn contacts(&self) -> WecomApp {
+        let corp = &self.sim.info().corps[0];
+        self.client.app(AppCredentials {
+            tenant: "t".into(),
+            corpid: corp.corpid.clone(),
+            agentid: None,
+            secret: corp.contacts_secret.clone().into(),
+        })
+    }
+
+    fn app(&self, name: &str) -> WecomApp {
+        let corp = &self.sim.info().corps[0];
+        let app = corp.apps.iter().find(|a| a.name == name).unwrap();
+        self.client.app(AppCredentials {
+            tenant: "t".into(),
+            corpid: corp.corpid.clone(),
+            agentid: Some(i64::from(app.agentid)),
+            secret: app.secret.clone().into(),
+        })
+    }
+
+    async fn fetch(&self, app: &WecomApp, opts: &FetchOptions) -> UpstreamDirectory {
+        fetch_directory(app, self.clock.clone(), opts).await
+    }
+}
+
+fn some(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn gender(s: &str) -> Option<Gender> {
+    Some(match s {
+        "1" => Gender::Male,
+        "2" => Gender::Female,
+        _ => Gender::Unspecified,
+    })
+}
+
+/// What the fetch should produce from the simulator's directory, limited to `visible` departments (and
+/// `extra` members seen on their own), with `withheld` fields absent.
+fn expected(
+    sim: &Simulator,
+    visible: Option<&BTreeSet<u32>>,
+    extra: &BTreeSet<String>,
+    withheld: bool,
+) -> (
+    BTreeMap<i64, UpstreamDepartment>,
+    BTreeMap<String, UpstreamMember>,
+) {
+    let snap = sim.directory();
+    let sees = |d: u32| visible.is_none_or(|v| v.contains(&d));
+    let departments = snap
+        .departments
+        .iter()
+        .filter(|d| sees(d.id))
+        .map(|d| {
+            let mut leaders = d.department_leader.clone();
+            leaders.sort();
+            (
+                i64::from(d.id),
+                UpstreamDepartment {
+                    id: i64::from(d.id),
+                    name: some(&d.name),
+                    parent_id: i64::from(d.parentid),
+                    order: i64::from(d.order),
+                    leaders,
+                },
+            )
+        })
+        .collect();
+    let members = snap
+        .members
+        .iter()
+        .filter(|m| m.department.iter().any(|d| sees(*d)) || extra.contains(&m.userid))
+        .map(|m| {
+            let mut memberships: Vec<UpstreamMembership> = m
+                .department
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| sees(**d))
+                .map(|(i, d)| UpstreamMembership {
+                    department_id: i64::from(*d),
+                    is_leader: m.is_leader_in_dept.get(i).copied().unwrap_or(0) == 1,
+                    order: i64::from(m.order.get(i).copied().unwrap_or(0)),
+                })
+                .collect();
+            memberships.sort_by_key(|x| x.department_id);
+            let member = UpstreamMember {
+                userid: m.userid.clone(),
+                name: some(&m.name),
+                mobile: if withheld { None } else { some(&m.mobile) },
+                email: if withheld { None } else { some(&m.email) },
+                avatar: if withheld { None } else { some(&m.avatar) },
+                position: some(&m.position),
+                gender: if withheld {
+                    Some(Gender::Unspecified)
+                } else {
+                    gender(&m.gender)
+                },
+                status: i64::from(m.status),
+                memberships,
+                main_department: Some(i64::from(m.main_department)).filter(|d| *d != 0),
+            };
+            (m.userid.clone(), member)
+        })
+        .collect();
+    (departments, members)
+}
+
+fn assert_matches_whole(sim: &Simulator, got: &UpstreamDirectory) {
+    let (departments, members) = expected(sim, None, &BTreeSet::new(), false);
+    assert_eq!(got.departments.len(), departments.len());
+    assert_eq!(got.departments, departments);
+    assert_eq!(got.members.len(), members.len());
+    assert_eq!(got.members, members);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_secret_fetch_matches_the_simulator_directory() {
+    let e = env(SimConfig::new(11, 120, 12)).await;
+    let got = e.fetch(&e.contacts(), &FetchOptions::default()).await;
+    assert!(got.is_complete(), "{:?}", got.incomplete_reasons());
+    assert_eq!(got.strategy, Some(FetchStrategy::UserList));
+    assert!(got.scope.whole_company);
+    assert!(got.withheld.is_empty(), "{:?}", got.withheld);
+    assert_matches_whole(&e.sim, &got);
+    // Leaders are real data in this org, so the comparison above covers them.
+    assert!(got.departments.values().any(|d| !d.leaders.is_empty()));
+    assert!(
+        got.members
+            .values()
+            .any(|m| m.memberships.len() > 1 || m.memberships.iter().any(|x| x.is_leader))
+    );
+    // One user/list per department, each called once.
+    assert_eq!(
+        e.sim.stats().calls_with("/cgi-bin/user/list", 0),
+        got.departments.len() as u64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_id_strategy_matches_the_simulator_directory() {
+    let e = env(SimConfig::new(12, 80, 9)).await;
+    let opts = FetchOptions {
+        strategy: StrategyChoice::Force(FetchStrategy::ListIdThenGet),
+        list_id_page: 7,
+        ..FetchOptions::default()
+    };
+    let got = e.fetch(&e.contacts(), &opts).await;
+    assert!(got.is_complete(), "{:?}", got.incomplete_reasons());
+    assert_eq!(got.strategy, Some(FetchStrategy::ListIdThenGet));
+    assert_matches_whole(&e.sim, &got);
+    assert!(e.sim.stats().calls_with("/cgi-bin/user/list_id", 0) > 1);
+    assert_eq!(e.sim.stats().calls("/cgi-bin/user/list"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_list_48009_falls_back_to_list_id_and_get() {
+    let e = env(SimConfig::new(13, 60, 6)).await;
+    e.sim.inject_fault("/cgi-bin/user/list", 48009, Some(1));
+    let got = e.fetch(&e.contacts(), &FetchOptions::default()).await;
+    assert_eq!(got.strategy, Some(FetchStrategy::ListIdThenGet));
+    assert!(got.is_complete(), "{:?}", got.incomplete_reasons());
+    assert_matches_whole(&e.sim, &got);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_company_app_fetch_matches_and_reports_its_scope() {
+    let e = env(SimConfig::new(14, 90, 10)).await;
+    let got = e.fetch(&e.app("main"), &FetchOptions::default()).await;
+    assert!(got.is_complete(), "{:?}", got.incomplete_reasons());
+    assert_eq!(got.strategy, Some(FetchStrategy::UserList));
+    assert!(got.scope.whole_company);
+    assert_eq!(got.scope.departments, vec![1]);
+    assert!(got.withheld.is_empty());
+    assert_matches_whole(&e.sim, &got);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limited_restricted_app_fetches_only_its_scope_and_reports_withheld_fields() {
+    let e = env(SimConfig::new(15, 150, 14)).await;
+    let got = e.fetch(&e.app("limited"), &FetchOptions::default()).await;
+    assert!(got.is_complete(), "{:?}", got.incomplete_reasons());
+    assert!(!got.scope.whole_company);
+    assert!(!got.scope.departments.is_empty());
+    assert!(!got.scope.users.is_empty());
+    assert_eq!(
+        got.withheld,
+        BTreeSet::from([
+            WithheldField::Mobile,
+            WithheldField::Email,
+            WithheldField::Avatar,
+            WithheldField::Gender
+        ])
+    );
+    // The expected view: subtrees of the scope's departments and its tags' departments, plus the scope's
+    // and tags' users on their own.
+    let snap = e.sim.directory();
+    let mut roots: Vec<u32> = got.scope.departments.iter().map(|d| *d as u32).collect();
+    let mut extra: BTreeSet<String> = got.scope.users.iter().cloned().collect();
+    for t in &got.scope.tags {
+        let tag = snap.tags.iter().find(|x| i64::from(x.tagid) == *t).unwrap();
+        roots.extend(tag.departments.iter().copied());
+        extra.extend(tag.users.iter().cloned());
+    }
+    let mut visible = BTreeSet::new();
+    while let Some(r) = roots.pop() {
+        if visible.insert(r) {
+            roots.extend(
+                snap.departments
+                    .iter()
+                    .filter(|d| d.parentid == r)
+                    .map(|d| d.id),
+            );
+        }
+    }
+    let (departments, members) = expected(&e.sim, Some(&visible), &extra, true);
+    assert!(departments.len() < snap.departments.len());
+    assert!(members.len() < snap.members.len());
+    assert_eq!(got.departments, departments);
+    assert_eq!(got.members, members);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_60011_on_one_department_makes_the_snapshot_incomplete() {
+    let e = env(SimConfig::new(16, 60, 8)).await;
+    e.sim.inject_fault("/cgi-bin/user/list", 60011, Some(1));
+    let got = e.fetch(&e.contacts(), &FetchOptions::default()).await;
+    assert!(!got.is_complete());
+    assert_eq!(got.errors.len(), 1, "{:?}", got.errors);
+    assert_eq!(got.errors[0].api, "/cgi-bin/user/list");
+    assert_eq!(got.errors[0].errcode, Some(60011));
+    assert!(got.incomplete_reasons()[0].contains("60011"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_48009_on_user_get_makes_the_snapshot_incomplete() {
+    let e = env(SimConfig::new(17, 40, 5)).await;
+    e.sim.inject_fault("/cgi-bin/user/get", 48009, Some(1));
+    let opts = FetchOptions {
+        strategy: StrategyChoice::Force(FetchStrategy::ListIdThenGet),
+        ..FetchOptions::default()
+    };
+    let got = e.fetch(&e.contacts(), &opts).await;
+    assert!(!got.is_complete());
+    assert_eq!(got.errors.len(), 1, "{:?}", got.errors);
+    assert_eq!(got.errors[0].errcode, Some(48009));
+    assert!(got.errors[0].item.starts_with("user "));
+    assert_eq!(got.members.len(), e.sim.directory().members.len() - 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_minus_one_after_retries_makes_the_snapshot_incomplete() {
+    let e = env(SimConfig::new(18, 40, 5)).await;
+    // More -1 answers than wx-api's busy retries (3 retries = 4 attempts), all on one call.
+    e.sim.inject_fault("/cgi-bin/user/list", -1, Some(4));
+    let opts = FetchOptions {
+        concurrency: 1,
+        ..FetchOptions::default()
+    };
+    let got = e.fetch(&e.contacts(), &opts).await;
+    assert!(!got.is_complete());
+    assert_eq!(got.errors.len(), 1, "{:?}", got.errors);
+    assert_eq!(got.errors[0].errcode, Some(-1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_under_the_rate_limit_never_meets_45009() {
+    let e = env(SimConfig::new(19, 45, 4)).await;
+    e.sim
+        .set_rate_limit("/cgi-bin/user/get", 10, Duration::from_secs(60));
+    let opts = FetchOptions {
+        strategy: StrategyChoice::Force(FetchStrategy::ListIdThenGet),
+        calls_per_minute: 8,
+        burst: 1,
+        concurrency: 4,
+        ..FetchOptions::default()
+    };
+    let start = e.sim.now_ms();
+    let got = e.fetch(&e.contacts(), &opts).await;
+    assert!(got.is_complete(), "{:?}", got.incomplete_reasons());
+    assert_matches_whole(&e.sim, &got);
+    // 45 user/get plus list_id at 8 a minute: the budget made the fetch wait at least five minutes.
+    assert!(e.sim.now_ms() - start >= 5 * 60_000);
+    let stats = e.sim.stats();
+    assert_eq!(stats.calls_with("/cgi-bin/user/get", 45009), 0);
+    assert_eq!(got.rate_limit_waits, 0);
+    assert_eq!(stats.calls_with("/cgi-bin/user/get", 0), 45);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_45009_is_waited_out_and_the_work_resumes_without_starting_over() {
+    let e = env(SimConfig::new(20, 45, 4)).await;
+    e.sim
+        .set_rate_limit("/cgi-bin/user/get", 10, Duration::from_secs(60));
+    let opts = FetchOptions {
+        strategy: StrategyChoice::Force(FetchStrategy::ListIdThenGet),
+        calls_per_minute: 0,
+        concurrency: 4,
+        max_rate_limit_waits: 20,
+        ..FetchOptions::default()
+    };
+    let got = e.fetch(&e.contacts(), &opts).await;
+    assert!(got.is_complete(), "{:?}", got.incomplete_reasons());
+    assert_matches_whole(&e.sim, &got);
+    assert!(got.rate_limit_waits > 0);
+    let stats = e.sim.stats();
+    assert!(stats.calls_with("/cgi-bin/user/get", 45009) > 0);
+    // Each member was fetched successfully exactly once, and list_id was not re-run.
+    assert_eq!(stats.calls_with("/cgi-bin/user/get", 0), 45);
+    assert_eq!(stats.calls("/cgi-bin/user/list_id"), 1);
+}
