@@ -5,6 +5,7 @@
 pub mod check;
 pub mod directory;
 pub mod error;
+pub mod progress;
 pub mod tenants;
 
 pub use error::DomainError;
