@@ -1,20 +1,22 @@
-//! A per-corp call budget: a token bucket on the injected `Clock`, so a sync stays under the platform's
-//! per-minute limits (10,000/min per API) instead of discovering them through 45009.
+//! A per-corp call budget: one token bucket per API on the injected `Clock`, so a sync stays under the
+//! platform's per-company, per-API limit (10,000/min) instead of discovering it through 45009. One budget
+//! can be shared (`Arc`) by every fetch of the same corp in the process.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use wx_api::clock::Clock;
 
-/// `calls_per_minute` calls, refilled continuously, with at most `burst` saved up. Callers reserve a slot
-/// and wait until it is due: the balance may go negative, which queues the reservations in arrival order,
-/// so in any minute at most `calls_per_minute + burst` calls start.
+/// `per_minute` calls per API, refilled continuously, with at most `burst` saved up. Callers reserve a slot
+/// and wait until it is due: the balance may go negative, which queues reservations in arrival order, so
+/// in any minute at most `per_minute + burst` calls to one API start.
 #[derive(Debug)]
 pub struct CallBudget {
     per_minute: u32,
     burst: f64,
-    state: Mutex<Bucket>,
+    buckets: Mutex<HashMap<&'static str, Bucket>>,
     calls: AtomicU64,
 }
 
@@ -25,34 +27,38 @@ struct Bucket {
 }
 
 impl CallBudget {
-    /// `per_minute` of 0 means unlimited. The bucket starts full.
-    pub fn new(per_minute: u32, burst: u32, now_ms: i64) -> Self {
-        let burst = f64::from(burst.max(1));
+    /// `per_minute` of 0 means unlimited. Buckets start full.
+    pub fn new(per_minute: u32, burst: u32) -> Self {
         CallBudget {
             per_minute,
-            burst,
-            state: Mutex::new(Bucket {
-                tokens: burst,
-                last_ms: now_ms,
-            }),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
             calls: AtomicU64::new(0),
         }
     }
 
-    /// Calls admitted so far.
+    pub fn per_minute(&self) -> u32 {
+        self.per_minute
+    }
+
+    /// Calls admitted so far (all APIs).
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// How long the caller must wait before its reserved call may start (zero when a token is free).
-    pub fn reserve(&self, now_ms: i64) -> Duration {
+    /// Reserve one call to `api` at `now_ms`; returns how long the caller must wait before making it.
+    pub fn reserve(&self, api: &'static str, now_ms: i64) -> Duration {
         self.calls.fetch_add(1, Ordering::Relaxed);
         if self.per_minute == 0 {
             return Duration::ZERO;
         }
         let per_ms = f64::from(self.per_minute) / 60_000.0;
-        let mut b = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        // Elapsed time may be negative if another caller's reservation already moved `last_ms` ahead.
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = buckets.entry(api).or_insert(Bucket {
+            tokens: self.burst,
+            last_ms: now_ms,
+        });
+        // `now_ms` may be behind `last_ms` when callers read the clock before another reserved.
         let elapsed = (now_ms - b.last_ms).max(0) as f64;
         b.tokens = (b.tokens + elapsed * per_ms).min(self.burst);
         b.last_ms = b.last_ms.max(now_ms);
@@ -64,9 +70,9 @@ impl CallBudget {
         }
     }
 
-    /// Reserve a call and wait (on `clock`) until it is due.
-    pub async fn acquire(&self, clock: &dyn Clock) {
-        let wait = self.reserve(clock.now_ms());
+    /// Reserve a call to `api` and wait (on `clock`) until it is due.
+    pub async fn acquire(&self, api: &'static str, clock: &dyn Clock) {
+        let wait = self.reserve(api, clock.now_ms());
         if !wait.is_zero() {
             clock.sleep(wait).await;
         }
@@ -77,24 +83,46 @@ impl CallBudget {
 mod tests {
     use super::*;
 
+    const A: &str = "/cgi-bin/user/get";
+    const B: &str = "/cgi-bin/user/list";
+
     #[test]
     fn reservations_beyond_the_burst_are_spaced_by_the_rate() {
-        let b = CallBudget::new(60, 2, 0);
-        assert_eq!(b.reserve(0), Duration::ZERO);
-        assert_eq!(b.reserve(0), Duration::ZERO);
+        let b = CallBudget::new(60, 2);
+        assert_eq!(b.reserve(A, 0), Duration::ZERO);
+        assert_eq!(b.reserve(A, 0), Duration::ZERO);
         // One per second: the third waits 1 s, the fourth 2 s.
-        assert_eq!(b.reserve(0), Duration::from_millis(1000));
-        assert_eq!(b.reserve(0), Duration::from_millis(2000));
+        assert_eq!(b.reserve(A, 0), Duration::from_millis(1000));
+        assert_eq!(b.reserve(A, 0), Duration::from_millis(2000));
+        // Another API has its own bucket.
+        assert_eq!(b.reserve(B, 0), Duration::ZERO);
         // After 10 s the debt is repaid and the bucket holds its burst again.
-        assert_eq!(b.reserve(10_000), Duration::ZERO);
-        assert_eq!(b.calls(), 5);
+        assert_eq!(b.reserve(A, 10_000), Duration::ZERO);
+        assert_eq!(b.calls(), 6);
+    }
+
+    #[test]
+    fn no_minute_admits_more_than_rate_plus_burst() {
+        let b = CallBudget::new(100, 5);
+        // 1,000 callers arriving together: the start times they are given.
+        let starts: Vec<i64> = (0..1000)
+            .map(|_| i64::try_from(b.reserve(A, 0).as_millis()).unwrap())
+            .collect();
+        for w in 0..10 {
+            let from = w * 60_000;
+            let n = starts
+                .iter()
+                .filter(|s| **s >= from && **s < from + 60_000)
+                .count();
+            assert!(n <= 105, "window {w}: {n}");
+        }
     }
 
     #[test]
     fn zero_means_unlimited() {
-        let b = CallBudget::new(0, 1, 0);
+        let b = CallBudget::new(0, 1);
         for _ in 0..100 {
-            assert_eq!(b.reserve(0), Duration::ZERO);
+            assert_eq!(b.reserve(A, 0), Duration::ZERO);
         }
     }
 }

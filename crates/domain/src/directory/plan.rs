@@ -468,7 +468,11 @@ fn plan_users(upstream: &UpstreamDirectory, local: &LocalDirectory, p: &mut Sync
     for (userid, m) in &upstream.members {
         match local.members.get(userid) {
             None => {
-                let memberships = memberships_of(m);
+                let memberships = if m.status == 5 {
+                    Vec::new()
+                } else {
+                    memberships_of(m)
+                };
                 p.counters.memberships.created += memberships.len();
                 p.user_creates.push(UserCreate {
                     userid: userid.clone(),
@@ -482,8 +486,10 @@ fn plan_users(upstream: &UpstreamDirectory, local: &LocalDirectory, p: &mut Sync
             Some(l) => {
                 let fields = field_changes(m, l, &upstream.withheld);
                 let status = map_status(m.status).filter(|s| *s != l.status);
-                let memberships =
-                    membership_changes(&m.memberships, l, &mut p.counters.memberships);
+                // A member upstream reports as left (5) keeps no open membership.
+                let current: &[UpstreamMembership] =
+                    if m.status == 5 { &[] } else { &m.memberships };
+                let memberships = membership_changes(current, l, &mut p.counters.memberships);
                 let main_department = Some(m.main_department).filter(|x| *x != l.main_department);
                 if fields.is_empty()
                     && status.is_none()

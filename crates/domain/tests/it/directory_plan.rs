@@ -401,3 +401,20 @@ fn a_limited_scope_does_not_remove_what_it_cannot_see() {
     let left: Vec<&str> = p.user_leaves.iter().map(|l| l.userid.as_str()).collect();
     assert_eq!(left, vec!["u000"]);
 }
+
+#[test]
+fn upstream_status_left_closes_memberships_and_maps_to_left() {
+    let up0 = org(6);
+    let local = mirror(&up0);
+    let mut up = up0.clone();
+    up.members.get_mut("u004").unwrap().status = 5;
+    let p = plan(&up, &local, PlanOptions::default());
+    assert_eq!(p.user_updates.len(), 1);
+    let u = &p.user_updates[0];
+    assert_eq!(u.status, Some(LocalStatus::Left));
+    assert_eq!(
+        u.memberships,
+        vec![MembershipChange::Close { department_id: 2 }]
+    );
+    assert!(p.user_leaves.is_empty());
+}
