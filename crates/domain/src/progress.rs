@@ -325,8 +325,11 @@ impl ProgressTracker {
             .ok_or(ProgressError::Misuse("advance before start_phase"))?;
         state.done = state.done.saturating_add(n);
         add_counts(&mut state.counts, delta);
+        // One sample per millisecond; the phase's starting sample is never overwritten so the first rate
+        // counts everything done since the phase began.
+        let merge = state.samples.len() > 1;
         match state.samples.back_mut() {
-            Some((at, done)) if *at >= now => *done = state.done,
+            Some((at, done)) if merge && *at >= now => *done = state.done,
             _ => state.samples.push_back((now, state.done)),
         }
         // Keep one sample at or before the window's start so the window is always fully covered.

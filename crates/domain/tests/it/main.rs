@@ -6,3 +6,4 @@
 mod check;
 mod directory;
 mod directory_plan;
+mod progress;
