@@ -72,9 +72,22 @@ impl CallBudget {
 
     /// Reserve a call to `api` and wait (on `clock`) until it is due.
     pub async fn acquire(&self, api: &'static str, clock: &dyn Clock) {
-        let wait = self.reserve(api, clock.now_ms());
-        if !wait.is_zero() {
-            clock.sleep(wait).await;
+        let now = clock.now_ms();
+        let wait = self.reserve(api, now);
+        if wait.is_zero() {
+            return;
+        }
+        // Wait until an absolute due time, so waits that overlap (other tasks sleeping meanwhile) do not
+        // add up on a clock that moves when slept on.
+        let due = now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+        loop {
+            let now = clock.now_ms();
+            if now >= due {
+                return;
+            }
+            clock
+                .sleep(Duration::from_millis(u64::try_from(due - now).unwrap_or(0)))
+                .await;
         }
     }
 }

@@ -378,3 +378,48 @@ async fn a_45009_is_waited_out_and_the_work_resumes_without_starting_over() {
     assert_eq!(stats.calls_with("/cgi-bin/user/get", 0), 45);
     assert_eq!(stats.calls("/cgi-bin/user/list_id"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_budget_keeps_a_10k_per_minute_limit_with_no_45009() {
+    // More user/get calls than one minute's limit, with the platform's real per-API limit.
+    let e = env(SimConfig::new(21, 10_500, 40)).await;
+    e.sim
+        .set_rate_limit("/cgi-bin/user/get", 10_000, Duration::from_secs(60));
+    let opts = FetchOptions {
+        strategy: StrategyChoice::Force(FetchStrategy::ListIdThenGet),
+        ..FetchOptions::default()
+    };
+    let start = e.sim.now_ms();
+    let got = e.fetch(&e.contacts(), &opts).await;
+    assert!(got.is_complete(), "{:?}", got.incomplete_reasons());
+    let stats = e.sim.stats();
+    assert_eq!(stats.calls_with("/cgi-bin/user/get", 45009), 0);
+    assert_eq!(stats.calls_with("/cgi-bin/user/get", 0), 10_500);
+    assert_eq!(got.rate_limit_waits, 0);
+    // 10,500 calls at 9,000 a minute after a burst of 100 take just over 69 s of (simulated) time.
+    assert!(e.sim.now_ms() - start >= 69_000);
+    assert_eq!(got.members.len(), 10_500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withheld_fields_sent_as_empty_strings_are_reported_too() {
+    let e = env(SimConfig::new(22, 60, 6)).await;
+    e.sim.set_switches(&wx_sim::Switches {
+        withheld_as_empty: Some(true),
+        ..wx_sim::Switches::default()
+    });
+    let got = e.fetch(&e.app("limited"), &FetchOptions::default()).await;
+    assert!(got.is_complete(), "{:?}", got.incomplete_reasons());
+    assert!(!got.members.is_empty());
+    assert!(got.withheld.contains(&WithheldField::Mobile));
+    assert!(got.withheld.contains(&WithheldField::Email));
+    assert!(got.withheld.contains(&WithheldField::Avatar));
+    assert!(
+        got.members
+            .values()
+            .all(|m| m.mobile.is_none() && m.email.is_none())
+    );
+    // The unrestricted app sees the same people with their fields: nothing withheld.
+    let main = e.fetch(&e.app("main"), &FetchOptions::default()).await;
+    assert!(main.withheld.is_empty(), "{:?}", main.withheld);
+}
