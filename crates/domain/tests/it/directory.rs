@@ -423,3 +423,217 @@ async fn withheld_fields_sent_as_empty_strings_are_reported_too() {
     let main = e.fetch(&e.app("main"), &FetchOptions::default()).await;
     assert!(main.withheld.is_empty(), "{:?}", main.withheld);
 }
+
+/// A reference applier for the test: what a store would hold after writing `p` into `local`.
+fn apply(p: &domain::directory::SyncPlan, local: &mut domain::directory::LocalDirectory) {
+    use domain::directory::local::{
+        LocalDepartment, LocalMember, LocalMembership, MemberFields, RoleId, UserId,
+    };
+    use domain::directory::plan::{Change, MembershipChange};
+    fn set<T: Clone>(slot: &mut Option<T>, c: &Option<Change<T>>) {
+        match c {
+            Some(Change::Set(v)) => *slot = Some(v.clone()),
+            Some(Change::Clear) => *slot = None,
+            None => {}
+        }
+    }
+    let mut next = local
+        .departments
+        .values()
+        .map(|d| d.role_id.get())
+        .chain(local.members.values().map(|m| m.user_id.get()))
+        .max()
+        .unwrap_or(0);
+    for c in &p.role_creates {
+        next += 1;
+        local.departments.insert(
+            c.department_id,
+            LocalDepartment {
+                role_id: RoleId::new(next),
+                department_id: c.department_id,
+                name: c.name.clone(),
+                parent_id: c.parent_id,
+                order: c.order,
+                archived: false,
+            },
+        );
+    }
+    for u in &p.role_updates {
+        let d = local.departments.get_mut(&u.department_id).unwrap();
+        assert_eq!(d.role_id, u.role_id);
+        if let Some(n) = &u.name {
+            d.name = n.clone();
+        }
+        if let Some(x) = u.parent_id {
+            d.parent_id = x;
+        }
+        if let Some(x) = u.order {
+            d.order = x;
+        }
+        if u.unarchive {
+            d.archived = false;
+        }
+    }
+    for a in &p.role_archives {
+        local
+            .departments
+            .get_mut(&a.department_id)
+            .unwrap()
+            .archived = true;
+    }
+    for c in &p.user_creates {
+        next += 1;
+        local.members.insert(
+            c.userid.clone(),
+            LocalMember {
+                user_id: UserId::new(next),
+                userid: c.userid.clone(),
+                fields: MemberFields {
+                    name: c.fields.name.clone(),
+                    mobile: c.fields.mobile.clone(),
+                    email: c.fields.email.clone(),
+                    avatar: c.fields.avatar.clone(),
+                    position: c.fields.position.clone(),
+                    gender: c.fields.gender,
+                },
+                status: c.status,
+                memberships: c
+                    .memberships
+                    .iter()
+                    .map(|m| LocalMembership {
+                        department_id: m.department_id,
+                        is_leader: m.is_leader,
+                        order: m.order,
+                    })
+                    .collect(),
+                main_department: c.main_department,
+            },
+        );
+    }
+    for u in &p.user_updates {
+        let m = local.members.get_mut(&u.userid).unwrap();
+        assert_eq!(m.user_id, u.user_id);
+        set(&mut m.fields.name, &u.fields.name);
+        set(&mut m.fields.mobile, &u.fields.mobile);
+        set(&mut m.fields.email, &u.fields.email);
+        set(&mut m.fields.avatar, &u.fields.avatar);
+        set(&mut m.fields.position, &u.fields.position);
+        set(&mut m.fields.gender, &u.fields.gender);
+        if let Some(s) = u.status {
+            m.status = s;
+        }
+        if let Some(d) = u.main_department {
+            m.main_department = d;
+        }
+        for c in &u.memberships {
+            match c {
+                MembershipChange::Open {
+                    department_id,
+                    is_leader,
+                    order,
+                } => m.memberships.push(LocalMembership {
+                    department_id: *department_id,
+                    is_leader: *is_leader,
+                    order: *order,
+                }),
+                MembershipChange::Update {
+                    department_id,
+                    is_leader,
+                    order,
+                } => {
+                    let x = m
+                        .memberships
+                        .iter_mut()
+                        .find(|x| x.department_id == *department_id)
+                        .unwrap();
+                    if let Some(l) = is_leader {
+                        x.is_leader = *l;
+                    }
+                    if let Some(o) = order {
+                        x.order = *o;
+                    }
+                }
+                MembershipChange::Close { department_id } => {
+                    m.memberships.retain(|x| x.department_id != *department_id)
+                }
+            }
+        }
+    }
+    for l in &p.user_leaves {
+        let m = local.members.get_mut(&l.userid).unwrap();
+        m.status = domain::directory::LocalStatus::Left;
+        m.memberships.clear();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_plan_apply_then_resync_is_empty_and_follows_renames_moves_and_removals() {
+    use domain::directory::{LocalDirectory, PlanOptions, plan};
+    let e = env(SimConfig::new(23, 100, 10)).await;
+    let app = e.contacts();
+    let opts = FetchOptions::default();
+    let mut local = LocalDirectory::default();
+
+    let first = plan(&e.fetch(&app, &opts).await, &local, PlanOptions::default());
+    assert_eq!(first.counters.roles.created, 10);
+    assert_eq!(first.counters.users.created, 100);
+    apply(&first, &mut local);
+
+    // Nothing changed upstream: the second plan writes nothing.
+    let second = plan(&e.fetch(&app, &opts).await, &local, PlanOptions::default());
+    assert!(second.is_empty(), "{second:?}");
+    assert_eq!(second.counters.users.unchanged, 100);
+    assert_eq!(second.counters.roles.unchanged, 10);
+
+    // Rename one department, move another under it, change a member, remove a member.
+    let snap = e.sim.directory();
+    let leaves: Vec<u32> = snap
+        .departments
+        .iter()
+        .filter(|d| d.parentid != 0 && !snap.departments.iter().any(|c| c.parentid == d.id))
+        .map(|d| d.id)
+        .collect();
+    let (renamed, moved) = (leaves[0], leaves[1]);
+    let role_of = |l: &LocalDirectory, id: u32| l.departments[&i64::from(id)].role_id;
+    let (renamed_role, moved_role) = (role_of(&local, renamed), role_of(&local, moved));
+    e.sim
+        .update_department(
+            renamed,
+            wx_sim::DepartmentUpdate {
+                name: Some("改名后的部门".into()),
+                ..wx_sim::DepartmentUpdate::default()
+            },
+        )
+        .unwrap();
+    e.sim.move_department(moved, renamed).unwrap();
+    let changed = snap.members[0].userid.clone();
+    let gone = snap.members[1].userid.clone();
+    e.sim
+        .update_member(
+            &changed,
+            wx_sim::MemberUpdate {
+                position: Some("新职位".into()),
+                ..wx_sim::MemberUpdate::default()
+            },
+        )
+        .unwrap();
+    e.sim.remove_member(&gone).unwrap();
+
+    let third = plan(&e.fetch(&app, &opts).await, &local, PlanOptions::default());
+    assert!(third.role_creates.is_empty() && third.role_archives.is_empty());
+    let updated: Vec<_> = third.role_updates.iter().map(|u| u.role_id).collect();
+    assert!(updated.contains(&renamed_role) && updated.contains(&moved_role));
+    assert_eq!(third.user_leaves.len(), 1);
+    assert_eq!(third.user_leaves[0].userid, gone);
+    assert!(third.user_updates.iter().any(|u| u.userid == changed));
+    apply(&third, &mut local);
+    assert_eq!(role_of(&local, renamed), renamed_role);
+    assert_eq!(local.departments[&i64::from(renamed)].name, "改名后的部门");
+    assert_eq!(
+        local.departments[&i64::from(moved)].parent_id,
+        i64::from(renamed)
+    );
+
+    let fourth = plan(&e.fetch(&app, &opts).await, &local, PlanOptions::default());
+    assert!(fourth.is_empty(), "{fourth:?}");
+}
