@@ -11,6 +11,7 @@ pub use budget::CallBudget;
 pub use local::{LocalDepartment, LocalDirectory, LocalMember, LocalMembership, LocalStatus};
 pub use plan::{PlanOptions, SyncPlan, plan};
 pub use upstream::{
-    FetchOptions, FetchStrategy, ItemError, StrategyChoice, UpstreamDepartment, UpstreamDirectory,
-    UpstreamMember, UpstreamMembership, VisibleScope, WithheldField, fetch_directory,
+    FetchOptions, FetchProgress, FetchStrategy, ItemError, ProgressSink, StrategyChoice,
+    UpstreamDepartment, UpstreamDirectory, UpstreamMember, UpstreamMembership, VisibleScope,
+    WithheldField, fetch_directory,
 };

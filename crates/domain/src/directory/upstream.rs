@@ -18,6 +18,7 @@ use wx_api::wecom::types::{Gender, MemberStatus, User};
 use wx_api::wecom::{WecomApp, api};
 
 use super::budget::CallBudget;
+use crate::progress::Phase;
 
 /// How members were read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -201,6 +202,39 @@ impl UpstreamDirectory {
     }
 }
 
+/// What a fetch reports while it runs; the sync run turns these into its progress events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FetchProgress {
+    /// A phase began; `total` counts its items (departments for `user/list`, members for `user/get`).
+    Phase { phase: Phase, total: Option<u64> },
+    /// `items` more items of the phase are done (failed ones included).
+    Advanced { phase: Phase, items: u64 },
+    /// One item failed; it is also in the snapshot's `errors`.
+    ItemError { phase: Phase, error: ItemError },
+}
+
+/// Where progress goes: a callback, typically forwarding into a channel. Called from the fetch's own task,
+/// so it must not block.
+#[derive(Clone)]
+pub struct ProgressSink(Arc<dyn Fn(FetchProgress) + Send + Sync>);
+
+impl ProgressSink {
+    pub fn new(f: impl Fn(FetchProgress) + Send + Sync + 'static) -> Self {
+        ProgressSink(Arc::new(f))
+    }
+
+    pub fn emit(&self, event: FetchProgress) {
+        (self.0)(event);
+    }
+}
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
+}
+
 /// Tuning of a fetch.
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
@@ -218,6 +252,8 @@ pub struct FetchOptions {
     pub max_rate_limit_waits: u32,
     /// Rows per `user/list_id` page (1..=10,000). Default 10,000.
     pub list_id_page: u32,
+    /// Progress callback; none by default.
+    pub progress: Option<ProgressSink>,
 }
 
 impl Default for FetchOptions {
@@ -230,6 +266,7 @@ impl Default for FetchOptions {
             strategy: StrategyChoice::Auto,
             max_rate_limit_waits: 5,
             list_id_page: 10_000,
+            progress: None,
         }
     }
 }
@@ -289,28 +326,45 @@ fn is_forbidden(e: &ApiError) -> bool {
     matches!(e.errcode().map(|c| c.code()), Some(48009 | 48002))
 }
 
-/// Run `f` over `items` with at most `limit` in flight; results come back in completion order.
-async fn bounded<I, T, F, Fut>(items: Vec<I>, limit: usize, f: F) -> Vec<Result<T, String>>
+/// Run `f` over `items` with at most `limit` in flight, handing each result to `on_result` as it completes
+/// (so results are folded in as they come instead of being held all at once).
+async fn bounded<I, T, F, Fut, R>(items: Vec<I>, limit: usize, f: F, mut on_result: R)
 where
     I: Send + 'static,
     T: Send + 'static,
     F: Fn(I) -> Fut,
     Fut: Future<Output = T> + Send + 'static,
+    R: FnMut(Result<T, String>),
 {
     let mut set = JoinSet::new();
-    let mut out = Vec::with_capacity(items.len());
     for item in items {
         while set.len() >= limit.max(1) {
             if let Some(r) = set.join_next().await {
-                out.push(r.map_err(|e| e.to_string()));
+                on_result(r.map_err(|e| e.to_string()));
             }
         }
         set.spawn(f(item));
     }
     while let Some(r) = set.join_next().await {
-        out.push(r.map_err(|e| e.to_string()));
+        on_result(r.map_err(|e| e.to_string()));
     }
-    out
+}
+
+/// Keep a failed fetch in the snapshot and tell the progress sink.
+fn record(opts: &FetchOptions, dir: &mut UpstreamDirectory, phase: Phase, error: ItemError) {
+    if let Some(sink) = &opts.progress {
+        sink.emit(FetchProgress::ItemError {
+            phase,
+            error: error.clone(),
+        });
+    }
+    dir.errors.push(error);
+}
+
+fn emit(opts: &FetchOptions, event: FetchProgress) {
+    if let Some(sink) = &opts.progress {
+        sink.emit(event);
+    }
 }
 
 /// Fetch the directory `app` can see. Never fails as a whole: failures are item errors in the result.
@@ -354,6 +408,13 @@ pub async fn fetch_directory(
 }
 
 async fn fetch_into(ctx: &Arc<Ctx>, opts: &FetchOptions, dir: &mut UpstreamDirectory) {
+    emit(
+        opts,
+        FetchProgress::Phase {
+            phase: Phase::Departments,
+            total: None,
+        },
+    );
     // An app reports its scope; the contacts secret (no agentid) sees the whole company.
     let mut extra_users: BTreeSet<String> = BTreeSet::new();
     if ctx.app.credentials().agentid.is_some() {
@@ -374,16 +435,17 @@ async fn fetch_into(ctx: &Arc<Ctx>, opts: &FetchOptions, dir: &mut UpstreamDirec
             Err(e) => {
                 // Without the scope we cannot tell what "everything" is; the rest is still fetched.
                 dir.scope.whole_company = false;
-                dir.errors
-                    .push(ItemError::new(api::AGENT_GET, "scope".to_owned(), &e));
+                let err = ItemError::new(api::AGENT_GET, "scope".to_owned(), &e);
+                record(opts, dir, Phase::Departments, err);
             }
         }
         for tagid in dir.scope.tags.clone() {
             match ctx.call(api::TAG_GET, || ctx.app.tag_get(tagid)).await {
                 Ok(t) => extra_users.extend(t.userlist.into_iter().map(|u| u.userid)),
-                Err(e) => dir
-                    .errors
-                    .push(ItemError::new(api::TAG_GET, format!("tag {tagid}"), &e)),
+                Err(e) => {
+                    let err = ItemError::new(api::TAG_GET, format!("tag {tagid}"), &e);
+                    record(opts, dir, Phase::Departments, err);
+                }
             }
         }
     }
@@ -408,13 +470,17 @@ async fn fetch_into(ctx: &Arc<Ctx>, opts: &FetchOptions, dir: &mut UpstreamDirec
                     },
                 );
             }
+            emit(
+                opts,
+                FetchProgress::Advanced {
+                    phase: Phase::Departments,
+                    items: dir.departments.len() as u64,
+                },
+            );
         }
         Err(e) => {
-            dir.errors.push(ItemError::new(
-                api::DEPARTMENT_LIST,
-                "department tree".to_owned(),
-                &e,
-            ));
+            let err = ItemError::new(api::DEPARTMENT_LIST, "department tree".to_owned(), &e);
+            record(opts, dir, Phase::Departments, err);
             return;
         }
     }
@@ -464,34 +530,52 @@ async fn fetch_by_user_list(
     }
     // Probe with the first department: the answer tells whether this credential may use user/list.
     let first = ids.remove(0);
-    match ctx.call(api::USER_LIST, || ctx.app.user_list(first)).await {
-        Ok(users) => add_members(dir, users),
-        Err(e) if is_forbidden(&e) && opts.strategy == StrategyChoice::Auto => return false,
-        Err(e) => dir.errors.push(ItemError::new(
-            api::USER_LIST,
-            format!("department {first}"),
-            &e,
-        )),
+    let probe = ctx.call(api::USER_LIST, || ctx.app.user_list(first)).await;
+    if let Err(e) = &probe
+        && is_forbidden(e)
+        && opts.strategy == StrategyChoice::Auto
+    {
+        return false;
     }
-    let results = bounded(ids, opts.concurrency, |id| {
-        let ctx = ctx.clone();
-        async move {
-            let r = ctx.call(api::USER_LIST, || ctx.app.user_list(id)).await;
-            (id, r)
-        }
-    })
-    .await;
-    for r in results {
+    // One item per department.
+    emit(
+        opts,
+        FetchProgress::Phase {
+            phase: Phase::Members,
+            total: Some(ids.len() as u64 + 1),
+        },
+    );
+    let mut fold = |r: Result<(i64, Result<Vec<User>, ApiError>), String>| {
         match r {
             Ok((_, Ok(users))) => add_members(dir, users),
-            Ok((id, Err(e))) => dir.errors.push(ItemError::new(
-                api::USER_LIST,
-                format!("department {id}"),
-                &e,
-            )),
-            Err(join) => dir.errors.push(task_failed(api::USER_LIST, join)),
+            Ok((id, Err(e))) => {
+                let err = ItemError::new(api::USER_LIST, format!("department {id}"), &e);
+                record(opts, dir, Phase::Members, err);
+            }
+            Err(join) => record(opts, dir, Phase::Members, task_failed(api::USER_LIST, join)),
         }
-    }
+        emit(
+            opts,
+            FetchProgress::Advanced {
+                phase: Phase::Members,
+                items: 1,
+            },
+        );
+    };
+    fold(Ok((first, probe)));
+    bounded(
+        ids,
+        opts.concurrency,
+        |id| {
+            let ctx = ctx.clone();
+            async move {
+                let r = ctx.call(api::USER_LIST, || ctx.app.user_list(id)).await;
+                (id, r)
+            }
+        },
+        fold,
+    )
+    .await;
     true
 }
 
@@ -518,15 +602,20 @@ async fn fetch_by_list_id(ctx: &Arc<Ctx>, opts: &FetchOptions, dir: &mut Upstrea
             }
             Err(e) => {
                 // Without the next cursor the rest of the list is unknown.
-                dir.errors.push(ItemError::new(
-                    api::USER_LIST_ID,
-                    format!("page {page}"),
-                    &e,
-                ));
+                let err = ItemError::new(api::USER_LIST_ID, format!("page {page}"), &e);
+                record(opts, dir, Phase::Members, err);
                 break;
             }
         }
     }
+    // One item per member.
+    emit(
+        opts,
+        FetchProgress::Phase {
+            phase: Phase::Members,
+            total: Some(userids.len() as u64),
+        },
+    );
     fetch_users(ctx, opts, userids.into_iter().collect(), dir).await;
 }
 
@@ -536,24 +625,35 @@ async fn fetch_users(
     userids: Vec<String>,
     dir: &mut UpstreamDirectory,
 ) {
-    let results = bounded(userids, opts.concurrency, |userid| {
-        let ctx = ctx.clone();
-        async move {
-            let r = ctx.call(api::USER_GET, || ctx.app.user_get(&userid)).await;
-            (userid, r)
-        }
-    })
-    .await;
-    for r in results {
-        match r {
-            Ok((_, Ok(user))) => add_members(dir, vec![user]),
-            Ok((userid, Err(e))) => {
-                dir.errors
-                    .push(ItemError::new(api::USER_GET, format!("user {userid}"), &e))
+    bounded(
+        userids,
+        opts.concurrency,
+        |userid| {
+            let ctx = ctx.clone();
+            async move {
+                let r = ctx.call(api::USER_GET, || ctx.app.user_get(&userid)).await;
+                (userid, r)
             }
-            Err(join) => dir.errors.push(task_failed(api::USER_GET, join)),
-        }
-    }
+        },
+        |r| {
+            match r {
+                Ok((_, Ok(user))) => add_members(dir, vec![user]),
+                Ok((userid, Err(e))) => {
+                    let err = ItemError::new(api::USER_GET, format!("user {userid}"), &e);
+                    record(opts, dir, Phase::Members, err);
+                }
+                Err(join) => record(opts, dir, Phase::Members, task_failed(api::USER_GET, join)),
+            }
+            emit(
+                opts,
+                FetchProgress::Advanced {
+                    phase: Phase::Members,
+                    items: 1,
+                },
+            );
+        },
+    )
+    .await;
 }
 
 fn task_failed(api: &'static str, message: String) -> ItemError {

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::directory::upstream::{
-    FetchOptions, FetchStrategy, StrategyChoice, UpstreamDepartment, UpstreamDirectory,
-    UpstreamMember, UpstreamMembership, WithheldField, fetch_directory,
+    FetchOptions, FetchProgress, FetchStrategy, ItemError, ProgressSink, StrategyChoice,
+    UpstreamDepartment, UpstreamDirectory, UpstreamMember, UpstreamMembership, WithheldField,
+    fetch_directory,
 };
+use domain::progress::Phase;
 use wx_api::clock::Clock;
 use wx_api::token::{MemoryTokenStore, TokenManager};
 use wx_api::wecom::types::Gender;
@@ -293,12 +295,52 @@ async fn limited_restricted_app_fetches_only_its_scope_and_reports_withheld_fiel
 async fn a_60011_on_one_department_makes_the_snapshot_incomplete() {
     let e = env(SimConfig::new(16, 60, 8)).await;
     e.sim.inject_fault("/cgi-bin/user/list", 60011, Some(1));
-    let got = e.fetch(&e.contacts(), &FetchOptions::default()).await;
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let opts = FetchOptions {
+        progress: Some(ProgressSink::new(move |ev| sink.lock().unwrap().push(ev))),
+        ..FetchOptions::default()
+    };
+    let got = e.fetch(&e.contacts(), &opts).await;
     assert!(!got.is_complete());
     assert_eq!(got.errors.len(), 1, "{:?}", got.errors);
     assert_eq!(got.errors[0].api, "/cgi-bin/user/list");
     assert_eq!(got.errors[0].errcode, Some(60011));
     assert!(got.incomplete_reasons()[0].contains("60011"));
+
+    // Progress: departments, then one member item per department, the failure reported as it happened.
+    let events = events.lock().unwrap().clone();
+    let n = got.departments.len() as u64;
+    assert_eq!(
+        events.first(),
+        Some(&FetchProgress::Phase {
+            phase: Phase::Departments,
+            total: None
+        })
+    );
+    assert!(events.contains(&FetchProgress::Phase {
+        phase: Phase::Members,
+        total: Some(n)
+    }));
+    let done = |p: Phase| -> u64 {
+        events
+            .iter()
+            .map(|e| match e {
+                FetchProgress::Advanced { phase, items } if *phase == p => *items,
+                _ => 0,
+            })
+            .sum()
+    };
+    assert_eq!(done(Phase::Departments), n);
+    assert_eq!(done(Phase::Members), n);
+    let errors: Vec<&ItemError> = events
+        .iter()
+        .filter_map(|e| match e {
+            FetchProgress::ItemError { error, .. } => Some(error),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors, vec![&got.errors[0]]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
