@@ -2,6 +2,7 @@
 //! debugging callbacks and signatures by hand (crypto, jssdk, miniprogram).
 
 mod cmd;
+mod progress;
 
 use std::process::ExitCode;
 
