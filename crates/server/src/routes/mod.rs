@@ -1,6 +1,7 @@
 //! The route table. Each submodule holds the handlers of one area.
 
 pub(crate) mod health;
+pub(crate) mod progress;
 pub(crate) mod tokens;
 
 use axum::Router;

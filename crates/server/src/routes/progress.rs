@@ -1,0 +1,132 @@
+//! Sync progress as Server-Sent Events: each event is `event: progress`, `id: <seq>`, `data: <json>`; a client
+//! that reconnects sends `Last-Event-ID` and resumes after that seq (the hub replays from the persisted log).
+//! The route itself (`GET /api/v1/tenants/{tenant}/sync/runs/{run}/events`) is registered with the sync engine,
+//! which owns the run registry a handler needs to tell a running run from an unknown one.
+
+// Until the route is registered only the tests call these.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::convert::Infallible;
+
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use domain::progress::{ProgressStream, SSE_EVENT, after_seq_from_last_event_id};
+use futures::stream::{Stream, StreamExt};
+
+/// The seq to resume after: the `Last-Event-ID` header of a reconnecting client, else 0 (from the start).
+pub(crate) fn after_seq(headers: &HeaderMap) -> u64 {
+    after_seq_from_last_event_id(headers.get("last-event-id").and_then(|v| v.to_str().ok()))
+}
+
+/// Turn a subscription into an SSE response. The stream ends after `Finished`; a failure of the progress log
+/// ends it with one `event: error` whose data is opaque (the cause is logged, it may name the database).
+pub(crate) fn sse(events: ProgressStream) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let frames = events.map(|item| {
+        let event = match item {
+            Ok(ev) => match serde_json::to_string(&ev) {
+                Ok(json) => Event::default()
+                    .event(SSE_EVENT)
+                    .id(ev.seq.to_string())
+                    .data(json),
+                Err(e) => {
+                    tracing::error!(error.cause = %e, seq = ev.seq, "cannot encode a progress event");
+                    error_event()
+                }
+            },
+            Err(e) => {
+                tracing::error!(error.cause = %e, "progress stream failed");
+                error_event()
+            }
+        };
+        Ok(event)
+    });
+    Sse::new(frames).keep_alive(KeepAlive::default())
+}
+
+fn error_event() -> Event {
+    Event::default()
+        .event("error")
+        .data(r#"{"code":"internal","message":"progress unavailable"}"#)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+    use axum::http::HeaderValue;
+    use axum::response::IntoResponse;
+    use domain::progress::{
+        EventKind, Phase, ProgressError, ProgressEvent, SyncKind, SyncRunId, sse_frame,
+    };
+
+    use super::*;
+
+    fn events() -> Vec<ProgressEvent> {
+        let run_id = SyncRunId::from_raw(3);
+        vec![
+            ProgressEvent {
+                run_id,
+                seq: 4,
+                at_ms: 10,
+                kind: EventKind::Started {
+                    kind: SyncKind::Full,
+                    dry_run: false,
+                },
+            },
+            ProgressEvent {
+                run_id,
+                seq: 5,
+                at_ms: 11,
+                kind: EventKind::Phase {
+                    phase: Phase::Members,
+                    total: Some(2),
+                },
+            },
+        ]
+    }
+
+    async fn body_of(stream: ProgressStream) -> String {
+        let resp = sse(stream).into_response();
+        assert_eq!(
+            resp.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("text/event-stream")
+        );
+        let bytes = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_response_is_one_progress_frame_per_event_with_the_seq_as_id() {
+        let evs = events();
+        let stream = futures::stream::iter(evs.clone().into_iter().map(Ok)).boxed();
+        let body = body_of(stream).await;
+        let expected: String = evs.iter().map(|e| sse_frame(e).unwrap()).collect();
+        assert_eq!(body, expected);
+        assert!(body.starts_with("event: progress\nid: 4\ndata: {\"run_id\":3,\"seq\":4,"));
+    }
+
+    #[tokio::test]
+    async fn a_log_failure_ends_with_an_opaque_error_event() {
+        let items = vec![
+            Ok(events().remove(0)),
+            Err(ProgressError::Log("postgres://secret@db failed".into())),
+        ];
+        let body = body_of(futures::stream::iter(items).boxed()).await;
+        assert!(body.contains("id: 4\n"));
+        assert!(body.ends_with(
+            "event: error\ndata: {\"code\":\"internal\",\"message\":\"progress unavailable\"}\n\n"
+        ));
+        assert!(!body.contains("secret"));
+    }
+
+    #[test]
+    fn last_event_id_sets_where_to_resume() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(after_seq(&headers), 0);
+        headers.insert("last-event-id", HeaderValue::from_static("12"));
+        assert_eq!(after_seq(&headers), 12);
+        headers.insert("last-event-id", HeaderValue::from_static("nope"));
+        assert_eq!(after_seq(&headers), 0);
+    }
+}
