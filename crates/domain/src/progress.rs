@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use wx_api::clock::Clock;
 
+use crate::Db;
+
 pub use store::{EntityCounters, SyncKind, SyncRunId, SyncStatus};
 
 /// One event of one run. `seq` starts at 1 and has no gaps within a run; it doubles as the SSE `id`.
@@ -116,6 +118,13 @@ pub enum ProgressError {
     /// The event log (database or memory) failed.
     #[error("PG001 progress log: {0}")]
     Log(String),
+    /// The database numbered an event differently from the tracker (a second writer on the same run).
+    #[error("PG003 run {run_id}: event stored as seq {stored}, expected {expected}")]
+    SeqMismatch {
+        run_id: SyncRunId,
+        expected: u64,
+        stored: i64,
+    },
     /// The tracker was used out of order (for example `advance` before any `start_phase`).
     #[error("PG002 progress tracker misuse: {0}")]
     Misuse(&'static str),
@@ -138,11 +147,17 @@ pub trait ProgressLog: Send + Sync + fmt::Debug {
         after_seq: u64,
     ) -> Result<Vec<ProgressEvent>, ProgressError>;
 
-    /// Whether the run's `Finished` event is persisted. Lets a subscriber that already saw everything (its
-    /// `Last-Event-ID` is the last seq) end at once instead of waiting for events that will never come.
-    async fn is_finished(&self, run_id: SyncRunId) -> Result<bool, ProgressError> {
-        let events = self.events_after(run_id, 0).await?;
-        Ok(events.iter().any(ProgressEvent::is_finished))
+    /// Whether event `seq` is the run's `Finished` (always its last). Lets a subscriber that already saw
+    /// everything (its `Last-Event-ID` is the last seq) end at once instead of waiting for events that will
+    /// never come. Reads one event.
+    async fn is_finished_at(&self, run_id: SyncRunId, seq: u64) -> Result<bool, ProgressError> {
+        if seq == 0 {
+            return Ok(false);
+        }
+        let events = self.events_after(run_id, seq - 1).await?;
+        Ok(events
+            .first()
+            .is_some_and(|e| e.seq == seq && e.is_finished()))
     }
 }
 
@@ -198,6 +213,82 @@ impl ProgressLog for MemoryProgressLog {
                     .collect()
             })
             .unwrap_or_default())
+    }
+}
+
+/// The persisted log in the database (`sync_events`). The store numbers a run's events itself; the tracker is
+/// the run's only writer and both count from 1 without gaps, so the numbers agree, and a disagreement is an
+/// error rather than silently renumbered. The payload column holds the event's `kind`.
+#[derive(Debug, Clone)]
+pub struct DbProgressLog {
+    db: Db,
+    tenant: String,
+}
+
+/// Events read per query when replaying.
+const REPLAY_PAGE: u32 = 1_000;
+
+impl DbProgressLog {
+    pub fn new(db: Db, tenant: impl Into<String>) -> Self {
+        DbProgressLog {
+            db,
+            tenant: tenant.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl ProgressSink for DbProgressLog {
+    async fn persist(&self, event: &ProgressEvent) -> Result<(), ProgressError> {
+        let payload =
+            serde_json::to_value(&event.kind).map_err(|e| ProgressError::Log(e.to_string()))?;
+        let stored = self
+            .db
+            .append_sync_event(&self.tenant, event.run_id, event.at_ms, &payload)
+            .await
+            .map_err(|e| ProgressError::Log(e.to_string()))?;
+        if u64::try_from(stored).ok() != Some(event.seq) {
+            return Err(ProgressError::SeqMismatch {
+                run_id: event.run_id,
+                expected: event.seq,
+                stored,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProgressLog for DbProgressLog {
+    async fn events_after(
+        &self,
+        run_id: SyncRunId,
+        after_seq: u64,
+    ) -> Result<Vec<ProgressEvent>, ProgressError> {
+        let mut out = Vec::new();
+        let mut after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+        loop {
+            let page = self
+                .db
+                .sync_events_after(&self.tenant, run_id, after, REPLAY_PAGE)
+                .await
+                .map_err(|e| ProgressError::Log(e.to_string()))?;
+            let full = page.len() >= REPLAY_PAGE as usize;
+            for row in page {
+                after = row.seq;
+                out.push(ProgressEvent {
+                    run_id: row.run_id,
+                    seq: u64::try_from(row.seq)
+                        .map_err(|_| ProgressError::Log(format!("negative seq {}", row.seq)))?,
+                    at_ms: row.at_ms,
+                    kind: serde_json::from_value(row.payload)
+                        .map_err(|e| ProgressError::Log(format!("stored event {after}: {e}")))?,
+                });
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
     }
 }
 
@@ -532,11 +623,13 @@ impl ProgressHub {
         lock(&self.runs).len()
     }
 
-    fn sender(&self, run_id: SyncRunId) -> broadcast::Sender<ProgressEvent> {
+    /// A live receiver for the run, made under the map's lock so [`ProgressHub::forget_if_idle`] never drops
+    /// a channel between its creation and the subscription.
+    fn receiver(&self, run_id: SyncRunId) -> broadcast::Receiver<ProgressEvent> {
         lock(&self.runs)
             .entry(run_id)
             .or_insert_with(|| broadcast::channel(self.capacity).0)
-            .clone()
+            .subscribe()
     }
 
     /// Events of `run_id` with `seq > after_seq` (the SSE `Last-Event-ID`): first those already in `log`,
@@ -549,7 +642,7 @@ impl ProgressHub {
     where
         L: ProgressLog + ?Sized + 'static,
     {
-        let rx = self.sender(run_id).subscribe();
+        let rx = self.receiver(run_id);
         let sub = Subscription {
             hub: self.clone(),
             run_id,
@@ -605,8 +698,8 @@ impl<L: ProgressLog + ?Sized> Subscription<L> {
                     return Some(Err(self.fail(e)));
                 }
                 if self.pending.is_empty() {
-                    // Nothing after `after_seq`: if the run already finished, there is nothing to wait for.
-                    match self.log.is_finished(self.run_id).await {
+                    // Nothing after `after_seq`: if that was the run's end, there is nothing to wait for.
+                    match self.log.is_finished_at(self.run_id, self.last_seq).await {
                         Ok(true) => {
                             self.end();
                             return None;
@@ -676,6 +769,15 @@ impl<L: ProgressLog + ?Sized> Subscription<L> {
     fn fail(&mut self, e: ProgressError) -> ProgressError {
         self.end();
         e
+    }
+}
+
+impl<L: ?Sized> Drop for Subscription<L> {
+    /// A subscriber that goes away (client disconnected) frees the run's channel if it was the last one; a
+    /// later subscriber makes a new one and fills any gap from the log.
+    fn drop(&mut self) {
+        self.rx = None;
+        self.hub.forget_if_idle(self.run_id);
     }
 }
 

@@ -480,17 +480,20 @@ async fn concurrent_subscribers_each_see_the_whole_run_exactly_once() {
 }
 
 #[tokio::test]
-async fn the_memory_log_answers_is_finished_and_events_after() {
+async fn the_memory_log_answers_is_finished_at_and_events_after() {
     let log = MemoryProgressLog::new();
     let hub = ProgressHub::default();
     let mut run = Run::new(&log, &hub);
     run.tracker.start(SyncKind::Full, false).await.unwrap();
-    assert!(!log.is_finished(run_id()).await.unwrap());
+    assert!(!log.is_finished_at(run_id(), 1).await.unwrap());
     run.tracker
         .finish(SyncStatus::Failed, Some("boom".into()))
         .await
         .unwrap();
-    assert!(log.is_finished(run_id()).await.unwrap());
+    assert!(log.is_finished_at(run_id(), 2).await.unwrap());
+    assert!(!log.is_finished_at(run_id(), 1).await.unwrap());
+    assert!(!log.is_finished_at(run_id(), 0).await.unwrap());
+    assert!(!log.is_finished_at(run_id(), 3).await.unwrap());
     assert_eq!(log.events_after(run_id(), 1).await.unwrap().len(), 1);
     assert!(
         log.events_after(SyncRunId::from_raw(99), 0)
@@ -533,4 +536,150 @@ fn sse_frames_carry_the_seq_as_id_and_one_json_data_line() {
     assert_eq!(after_seq_from_last_event_id(Some(" 17 ")), 17);
     assert_eq!(after_seq_from_last_event_id(Some("abc")), 0);
     assert_eq!(after_seq_from_last_event_id(Some("-1")), 0);
+}
+
+// ---- the database log (sync_events) ----
+
+/// A migrated SQLite file, and PostgreSQL when WXBRIDGE_TEST_POSTGRES_URL is set (required under CI=true).
+async fn databases() -> (Vec<(&'static str, domain::Db)>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = domain::Db::connect(&format!("sqlite://{}/wx.db", dir.path().display()))
+        .await
+        .unwrap();
+    sqlite.migrate().await.unwrap();
+    let mut dbs = vec![("sqlite", sqlite)];
+    match std::env::var("WXBRIDGE_TEST_POSTGRES_URL") {
+        Ok(url) => {
+            let pg = domain::Db::connect(&url).await.unwrap();
+            pg.migrate().await.unwrap();
+            dbs.push(("postgres", pg));
+        }
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but WXBRIDGE_TEST_POSTGRES_URL is not set")
+        }
+        Err(_) => eprintln!("WXBRIDGE_TEST_POSTGRES_URL unset: progress log tested on SQLite only"),
+    }
+    (dbs, dir)
+}
+
+async fn new_run(db: &domain::Db, tenant: &str) -> SyncRunId {
+    db.create_sync_run(
+        tenant,
+        &store::NewSyncRun {
+            corpid: "wwprogress".into(),
+            kind: SyncKind::Full,
+            dry_run: false,
+            started_at_ms: 0,
+        },
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_log_persists_replays_and_feeds_late_subscribers() {
+    let (dbs, _dir) = databases().await;
+    for (backend, db) in dbs {
+        // A tenant of its own so runs on a shared PostgreSQL do not meet.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let tenant = format!("progress-{}-{nanos}", std::process::id());
+        let run = new_run(&db, &tenant).await;
+        let log = Arc::new(domain::progress::DbProgressLog::new(db.clone(), &tenant));
+        let hub = ProgressHub::new(4);
+        let clock = ManualClock::new(1_000);
+        let mut t = ProgressTracker::new(
+            run,
+            Arc::new(clock.clone()),
+            log.clone(),
+            Some(hub.clone()),
+            TrackerConfig::default(),
+        );
+        t.start(SyncKind::Full, false).await.unwrap();
+        t.start_phase(Phase::Members, Some(30)).await.unwrap();
+        let mut midway = hub.subscribe(run, 0, log.clone());
+        for _ in 0..30 {
+            clock.advance(Duration::from_secs(1));
+            t.advance(1, created(1)).await.unwrap();
+        }
+        t.item_error("x", Some(60111), "gone").await.unwrap();
+        let fin = t.finish(SyncStatus::Succeeded, None).await.unwrap();
+
+        let all = log.events_after(run, 0).await.unwrap();
+        assert_eq!(seqs(&all), (1..=fin.seq).collect::<Vec<_>>(), "{backend}");
+        assert_eq!(all.last(), Some(&fin), "{backend}");
+        assert_eq!(
+            all[0].kind,
+            EventKind::Started {
+                kind: SyncKind::Full,
+                dry_run: false
+            }
+        );
+
+        let mut got = Vec::new();
+        while let Some(item) = midway.next().await {
+            got.push(item.unwrap());
+        }
+        assert_eq!(
+            got, all,
+            "{backend}: midway subscriber behind a 4-event channel"
+        );
+        let late = collect(hub.subscribe(run, 10, log.clone())).await;
+        assert_eq!(late, all[10..].to_vec(), "{backend}");
+        assert!(
+            collect(hub.subscribe(run, fin.seq, log.clone()))
+                .await
+                .is_empty()
+        );
+        assert!(log.is_finished_at(run, fin.seq).await.unwrap());
+
+        // A run the database does not know cannot take events.
+        let ghost = ProgressEvent {
+            run_id: SyncRunId::from_raw(i64::MAX),
+            seq: 1,
+            at_ms: 0,
+            kind: EventKind::Started {
+                kind: SyncKind::Full,
+                dry_run: false,
+            },
+        };
+        use domain::progress::ProgressSink;
+        assert!(
+            matches!(log.persist(&ghost).await, Err(ProgressError::Log(_))),
+            "{backend}"
+        );
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_second_writer_on_the_same_run_is_a_seq_mismatch() {
+    let (dbs, _dir) = databases().await;
+    let (_, db) = &dbs[0];
+    let run = new_run(db, "progress-mismatch").await;
+    let log = Arc::new(domain::progress::DbProgressLog::new(
+        db.clone(),
+        "progress-mismatch",
+    ));
+    let clock: Arc<ManualClock> = Arc::new(ManualClock::new(0));
+    let mut a = ProgressTracker::new(
+        run,
+        clock.clone(),
+        log.clone(),
+        None,
+        TrackerConfig::default(),
+    );
+    let mut b = ProgressTracker::new(run, clock, log.clone(), None, TrackerConfig::default());
+    a.start(SyncKind::Full, false).await.unwrap();
+    assert!(matches!(
+        b.start(SyncKind::Full, false).await,
+        Err(ProgressError::SeqMismatch {
+            expected: 1,
+            stored: 2,
+            ..
+        })
+    ));
 }
