@@ -333,20 +333,22 @@ impl<W: Write> Renderer<W> {
     }
 }
 
+/// A phase with a known total: `     members [=====>    ] 512/1000 230.5/s ETA 2.1 s +500 ~12 -0`.
+const BAR_TEMPLATE: &str = "{prefix:>12} [{bar:30}] {pos}/{len} {msg}";
+/// A phase whose size is not known in advance.
+const SPINNER_TEMPLATE: &str = "{prefix:>12} {spinner} {pos} {msg}";
+
 fn new_bar(phase: Phase, total: Option<u64>, visible: bool) -> ProgressBar {
     let target = if visible {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::hidden()
     };
-    let bar = match total {
-        Some(total) => ProgressBar::with_draw_target(Some(total), target),
-        None => ProgressBar::with_draw_target(None, target),
-    };
+    let bar = ProgressBar::with_draw_target(total, target);
     let template = if total.is_some() {
-        "{prefix:>12} [{bar:30}] {pos}/{len} {msg}"
+        BAR_TEMPLATE
     } else {
-        "{prefix:>12} {spinner} {pos} {msg}"
+        SPINNER_TEMPLATE
     };
     // The templates are constants; a bad one would fall back to the default style rather than fail.
     if let Ok(style) = ProgressStyle::with_template(template) {
@@ -573,6 +575,12 @@ error: a department fetch failed (60011)
         assert_eq!(bar.message(), "10.0/s ETA 0 ms +90 ~4 -2");
         assert_eq!(r.summary().item_errors, 1);
         assert_eq!(r.summary().status, None);
+    }
+
+    #[test]
+    fn the_bar_templates_parse() {
+        assert!(ProgressStyle::with_template(BAR_TEMPLATE).is_ok());
+        assert!(ProgressStyle::with_template(SPINNER_TEMPLATE).is_ok());
     }
 
     #[test]
