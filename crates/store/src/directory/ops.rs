@@ -3,7 +3,7 @@
 // valid in both SQLite and PostgreSQL (`$n` placeholders, RETURNING, partial indexes, WITH RECURSIVE),
 // so only the types differ, which generic sqlx code cannot express without a wall of bounds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 type Pool = sqlx::Pool<DB>;
 type Tx = sqlx::Transaction<'static, DB>;
@@ -101,14 +101,15 @@ pub(super) async fn load(pool: &Pool, tenant: &str, corpid: &str) -> Result<Loca
         });
     }
 
-    // Open memberships of this corp's members in this corp's departments. Joining on the member link
-    // too keeps a user linked in two corps from showing the other corp's roles.
+    // Open memberships of this corp's members, kept if their role is one of this corp's departments.
+    // The department filter is done here rather than by a join: SQLite, with no statistics, would
+    // otherwise pair every department with every member (quadratic at 100k members). CROSS JOIN pins
+    // SQLite's join order (links first, then memberships by user); PostgreSQL plans it freely.
+    let corp_roles: HashSet<i64> = departments.iter().map(|d| d.role.id.get()).collect();
     let sql = format!(
-        "SELECT {MEMBERSHIP_COLS} FROM memberships m \
-         JOIN wecom_department_links d ON d.role_id = m.role_id AND d.tenant = m.tenant \
-         JOIN wecom_member_links l ON l.user_id = m.user_id AND l.tenant = m.tenant AND l.corpid = d.corpid \
-         WHERE m.tenant = $1 AND d.corpid = $2 AND m.ended_at_ms IS NULL \
-         ORDER BY m.user_id, m.role_id"
+        "SELECT {MEMBERSHIP_COLS} FROM wecom_member_links l CROSS JOIN memberships m \
+         WHERE l.tenant = $1 AND l.corpid = $2 AND m.user_id = l.user_id AND m.tenant = l.tenant \
+         AND m.ended_at_ms IS NULL ORDER BY m.user_id, m.role_id"
     );
     let rows: Vec<MembershipRow> = sqlx::query_as(&sql)
         .bind(tenant)
@@ -116,7 +117,11 @@ pub(super) async fn load(pool: &Pool, tenant: &str, corpid: &str) -> Result<Loca
         .fetch_all(&mut *conn)
         .await
         .map_err(query_error)?;
-    let memberships = rows.into_iter().map(membership_from_row).collect();
+    let memberships = rows
+        .into_iter()
+        .filter(|r| corp_roles.contains(&r.2))
+        .map(membership_from_row)
+        .collect();
     Ok(LocalDirectory {
         departments,
         members,
@@ -325,6 +330,9 @@ async fn apply_in(
         .map_err(query_error)?;
     }
 
+    // Every role of this corp's departments, to tell a membership of this corp from one in a local role
+    // or another corp's department.
+    let corp_roles: HashSet<i64> = roles.values().copied().collect();
     for member in &changes.members {
         let norm = normalize_userid(&member.userid);
         let f = &member.fields;
@@ -406,6 +414,7 @@ async fn apply_in(
                 existing.is_none(),
                 specs,
                 &roles,
+                &corp_roles,
                 now,
                 &mut report,
             )
@@ -483,6 +492,7 @@ async fn replace_memberships(
     new_user: bool,
     specs: &[MembershipSpec],
     roles: &HashMap<i64, i64>,
+    corp_roles: &HashSet<i64>,
     now: i64,
     report: &mut ApplyReport,
 ) -> Result<(), Error> {
@@ -490,18 +500,22 @@ async fn replace_memberships(
     // corp's departments. A user created in this batch has none, so skip the query.
     let mut open: HashMap<i64, (i64, bool, i64, bool)> = HashMap::new();
     if !new_user {
+        // All of the user's open memberships (a handful), filtered to this corp's roles here: a join
+        // with the department links makes SQLite visit every department for every user.
         let rows: Vec<(i64, i64, bool, i64, bool)> = sqlx::query_as(
-            "SELECT m.role_id, m.id, m.is_leader, m.sort_order, m.is_main FROM memberships m \
-             JOIN wecom_department_links d ON d.role_id = m.role_id AND d.tenant = m.tenant \
-             WHERE m.tenant = $1 AND d.corpid = $2 AND m.user_id = $3 AND m.ended_at_ms IS NULL",
+            "SELECT role_id, id, is_leader, sort_order, is_main FROM memberships \
+             WHERE tenant = $1 AND user_id = $2 AND ended_at_ms IS NULL",
         )
         .bind(tenant)
-        .bind(corpid)
         .bind(user_id)
         .fetch_all(&mut **tx)
         .await
         .map_err(query_error)?;
-        open.extend(rows.into_iter().map(|r| (r.0, (r.1, r.2, r.3, r.4))));
+        open.extend(
+            rows.into_iter()
+                .filter(|r| corp_roles.contains(&r.0))
+                .map(|r| (r.0, (r.1, r.2, r.3, r.4))),
+        );
     }
     for spec in specs {
         let role_id = roles
