@@ -5,10 +5,20 @@
 //! are passed. Timestamps are milliseconds since the epoch passed in by the caller; the store reads no
 //! clock. Writes of a sync go through [`Db::apply_directory_changes`], one transaction per batch.
 //!
+//! How a sync uses it (the planner in `domain` is pure and only sees plain data):
+//! 1. [`Db::try_sync_lease`] for `(tenant, corpid)`; renew it while running, release at the end.
+//! 2. [`Db::create_sync_run`]; [`Db::append_sync_event`] for progress (subscribers replay with
+//!    [`Db::sync_events_after`]); [`Db::update_sync_run`] for counters and the resume checkpoint.
+//! 3. [`Db::load_directory`] once, diff against the upstream fetch, build [`DirectoryChanges`] with only
+//!    what differs (complete field values: withheld upstream fields already merged with the local ones).
+//! 4. [`Db::apply_directory_changes`] in one batch or several (each batch is atomic; a killed run leaves
+//!    whole batches only, and the next run's diff picks up the rest). A dry run skips this step.
+//! 5. [`Db::finish_sync_run`] with the final status.
+//!
 //! Ids are integers issued by the database (`INTEGER PRIMARY KEY` / `BIGINT GENERATED ALWAYS AS
-//! IDENTITY`) rather than text UUIDs: half the index size at 100k users and several memberships each,
-//! faster joins, and both databases return them with `RETURNING`. They are not secret and not meant to
-//! be unguessable: access control is by tenant, not by obscurity.
+//! IDENTITY`) rather than text UUIDs: 8-byte keys keep the membership and link indexes small and joins
+//! cheap at 100k users, and both databases return them with `RETURNING`. They are not secret and not
+//! meant to be unguessable: access control is by tenant, not by obscurity.
 
 mod types;
 

@@ -186,6 +186,74 @@ impl Links {
     }
 }
 
+/// Rows of new links and new memberships not yet written, sent as multi-row INSERTs: a 100k-member
+/// first sync then costs one statement per user plus one per few hundred other rows, instead of one
+/// per row (each statement has a fixed cost in the driver that dominates at this size).
+#[derive(Default)]
+struct Pending {
+    /// (userid as given, normalised userid, open_userid, user id)
+    links: Vec<(String, String, Option<String>, i64)>,
+    /// (user id, role id, is_leader, sort_order, is_main)
+    memberships: Vec<(i64, i64, bool, i64, bool)>,
+    /// Users with rows above, so reading one of them back first flushes.
+    users: HashSet<i64>,
+}
+
+/// Rows per multi-row INSERT: 7 parameters each stays far below both databases' parameter limits.
+const PENDING_CHUNK: usize = 500;
+
+impl Pending {
+    fn is_full(&self) -> bool {
+        self.links.len() >= PENDING_CHUNK || self.memberships.len() >= PENDING_CHUNK
+    }
+
+    async fn flush(
+        &mut self,
+        tx: &mut Tx,
+        tenant: &str,
+        corpid: &str,
+        now: i64,
+    ) -> Result<(), Error> {
+        for chunk in self.links.chunks(PENDING_CHUNK) {
+            let mut q = sqlx::QueryBuilder::<DB>::new(
+                "INSERT INTO wecom_member_links (tenant, corpid, userid, userid_norm, open_userid, user_id) ",
+            );
+            q.push_values(chunk, |mut b, (userid, norm, open_userid, user_id)| {
+                b.push_bind(tenant)
+                    .push_bind(corpid)
+                    .push_bind(userid)
+                    .push_bind(norm)
+                    .push_bind(open_userid)
+                    .push_bind(user_id);
+            });
+            q.build().execute(&mut **tx).await.map_err(query_error)?;
+        }
+        for chunk in self.memberships.chunks(PENDING_CHUNK) {
+            let mut q = sqlx::QueryBuilder::<DB>::new(
+                "INSERT INTO memberships (tenant, user_id, role_id, is_leader, sort_order, is_main, \
+                 started_at_ms) ",
+            );
+            q.push_values(
+                chunk,
+                |mut b, (user_id, role_id, is_leader, sort_order, is_main)| {
+                    b.push_bind(tenant)
+                        .push_bind(user_id)
+                        .push_bind(role_id)
+                        .push_bind(is_leader)
+                        .push_bind(sort_order)
+                        .push_bind(is_main)
+                        .push_bind(now);
+                },
+            );
+            q.build().execute(&mut **tx).await.map_err(query_error)?;
+        }
+        self.links.clear();
+        self.memberships.clear();
+        self.users.clear();
+        Ok(())
+    }
+}
+
 fn unknown_department(corpid: &str, department_id: i64) -> Error {
     Error::UnknownDepartment {
         corpid: corpid.to_owned(),
@@ -333,11 +401,19 @@ async fn apply_in(
     // Every role of this corp's departments, to tell a membership of this corp from one in a local role
     // or another corp's department.
     let corp_roles: HashSet<i64> = roles.values().copied().collect();
+    let mut pending = Pending::default();
     for member in &changes.members {
+        if pending.is_full() {
+            pending.flush(tx, tenant, corpid, now).await?;
+        }
         let norm = normalize_userid(&member.userid);
         let f = &member.fields;
         let existing = links.get(tx, tenant, corpid, &norm).await?;
         let user_id = if let Some(user_id) = existing {
+            // The same member twice in one batch: write its pending rows before reading them back.
+            if pending.users.contains(&user_id) {
+                pending.flush(tx, tenant, corpid, now).await?;
+            }
             let n = sqlx::query(
                 "UPDATE users SET name = $3, mobile = $4, email = $5, avatar = $6, position = $7, \
                  gender = $8, status = $9, updated_at_ms = $10 WHERE tenant = $1 AND id = $2",
@@ -388,19 +464,13 @@ async fn apply_in(
             .fetch_one(&mut **tx)
             .await
             .map_err(query_error)?;
-            sqlx::query(
-                "INSERT INTO wecom_member_links (tenant, corpid, userid, userid_norm, open_userid, user_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(tenant)
-            .bind(corpid)
-            .bind(&member.userid)
-            .bind(&norm)
-            .bind(&member.open_userid)
-            .bind(user_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(query_error)?;
+            pending.links.push((
+                member.userid.clone(),
+                norm.clone(),
+                member.open_userid.clone(),
+                user_id,
+            ));
+            pending.users.insert(user_id);
             links.by_norm.insert(norm, user_id);
             report.users_created += 1;
             user_id
@@ -416,11 +486,14 @@ async fn apply_in(
                 &roles,
                 &corp_roles,
                 now,
+                &mut pending,
                 &mut report,
             )
             .await?;
         }
     }
+    // Left members and archived departments below close memberships: the new ones must exist first.
+    pending.flush(tx, tenant, corpid, now).await?;
 
     for userid in &changes.left_userids {
         let norm = normalize_userid(userid);
@@ -494,6 +567,7 @@ async fn replace_memberships(
     roles: &HashMap<i64, i64>,
     corp_roles: &HashSet<i64>,
     now: i64,
+    pending: &mut Pending,
     report: &mut ApplyReport,
 ) -> Result<(), Error> {
     // role_id -> (membership id, is_leader, sort_order, is_main) of the open memberships in this
@@ -542,20 +616,14 @@ async fn replace_memberships(
                 report.memberships_updated += 1;
             }
             None => {
-                sqlx::query(
-                    "INSERT INTO memberships (tenant, user_id, role_id, is_leader, sort_order, is_main, \
-                     started_at_ms, ended_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
-                )
-                .bind(tenant)
-                .bind(user_id)
-                .bind(role_id)
-                .bind(spec.is_leader)
-                .bind(spec.sort_order)
-                .bind(spec.is_main)
-                .bind(now)
-                .execute(&mut **tx)
-                .await
-                .map_err(query_error)?;
+                pending.memberships.push((
+                    user_id,
+                    role_id,
+                    spec.is_leader,
+                    spec.sort_order,
+                    spec.is_main,
+                ));
+                pending.users.insert(user_id);
                 report.memberships_opened += 1;
             }
         }

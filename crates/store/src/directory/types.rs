@@ -270,8 +270,8 @@ pub struct MemberUpsert {
     pub open_userid: Option<String>,
     pub fields: UserFields,
     /// `Some`: replace the member's open memberships in this corp's departments with exactly these
-    /// (ones no longer listed are closed, new ones opened, changed flags updated in place).
-    /// `None`: leave memberships alone.
+    /// (ones no longer listed are closed, new ones opened, changed flags updated in place). List each
+    /// department once: a repeat is a [`crate::Error::Conflict`]. `None`: leave memberships alone.
     pub memberships: Option<Vec<MembershipSpec>>,
 }
 

@@ -59,6 +59,7 @@ on_both_backends!(
     tenants_do_not_mix,
     sync_run_and_event_replay,
     sync_lease_is_exclusive_across_handles,
+    a_big_batch_and_a_member_twice_in_one_batch,
 );
 
 // ---- builders ----
@@ -972,6 +973,69 @@ async fn sync_lease_is_exclusive_across_handles(db: Db, url: String) {
     }
     assert_eq!(winners, 1);
     other.close().await;
+}
+
+async fn a_big_batch_and_a_member_twice_in_one_batch(db: Db, _url: String) {
+    // More members than the store's preload threshold and multi-row chunk (a few hundred each), so
+    // both the bulk paths and their chunking run.
+    let members: Vec<MemberUpsert> = (0..1_234)
+        .map(|i| {
+            member(
+                &format!("U{i:04}"),
+                &format!("User {i}"),
+                &[in_dept(1 + i % 4)],
+            )
+        })
+        .collect();
+    let mut changes = DirectoryChanges {
+        departments: tree(),
+        members,
+        ..Default::default()
+    };
+    // U0001 again, now in departments 2 and 3 instead of 2; and a brand-new member listed twice.
+    changes
+        .members
+        .push(member("u0001", "User one", &[in_dept(2), in_dept(3)]));
+    changes
+        .members
+        .push(member("twice", "Twice", &[in_dept(1)]));
+    changes
+        .members
+        .push(member("TWICE", "Twice", &[in_dept(4)]));
+    let report = db
+        .apply_directory_changes(T, CORP, &changes, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(report.users_created, 1_235);
+    assert_eq!(report.users_updated, 2);
+    assert_eq!(report.memberships_opened, 1_234 + 1 + 2);
+    assert_eq!(
+        report.memberships_closed, 1,
+        "twice left department 1 within the batch"
+    );
+
+    let dir = db.load_directory(T, CORP).await.unwrap();
+    assert_eq!(dir.members.len(), 1_235);
+    assert_eq!(dir.memberships.len(), 1_234 + 1 + 1);
+    let u1 = user_id(&db, T, "U0001").await;
+    let mut depts: Vec<&str> = Vec::new();
+    let roles = db.user_roles(T, u1).await.unwrap();
+    for r in &roles {
+        depts.push(r.role.name.as_str());
+    }
+    depts.sort();
+    assert_eq!(depts, ["Engineering", "Sales"]);
+    let twice = user_id(&db, T, "twice").await;
+    let roles = db.user_roles(T, twice).await.unwrap();
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0].role.name, "Backend");
+    let u1233 = db
+        .user_by_wecom_userid(T, CORP, "u1233")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u1233.name, "User 1233");
+    assert_eq!(db.user_roles(T, u1233.id).await.unwrap().len(), 1);
 }
 
 #[test]
