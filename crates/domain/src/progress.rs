@@ -655,6 +655,8 @@ impl ProgressHub {
         stream::unfold(sub, |mut sub| async move {
             sub.next().await.map(|item| (item, sub))
         })
+        // Polling an ended subscription again answers `None` instead of panicking.
+        .fuse()
         .boxed()
     }
 }

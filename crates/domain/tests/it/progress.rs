@@ -683,3 +683,96 @@ async fn a_second_writer_on_the_same_run_is_a_seq_mismatch() {
         })
     ));
 }
+
+/// A small deterministic generator for the interleaving test (no extra dependency).
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[tokio::test]
+async fn random_interleavings_of_emits_subscribes_polls_and_drops_never_lose_or_repeat_events() {
+    use futures::FutureExt;
+    for seed in 1..=200u64 {
+        let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let log = MemoryProgressLog::new();
+        // Tiny channels so lagging happens often.
+        let hub = ProgressHub::new(1 + rng.below(4) as usize);
+        let mut run = Run::new(&log, &hub);
+        run.tracker.start(SyncKind::Full, false).await.unwrap();
+        run.tracker.start_phase(Phase::Members, None).await.unwrap();
+        // (after_seq, stream, received)
+        let mut subs: Vec<(u64, domain::progress::ProgressStream, Vec<ProgressEvent>)> = Vec::new();
+        let mut finished = false;
+        for _ in 0..300 {
+            match rng.below(10) {
+                0..=3 if !finished => run.step().await,
+                4 => {
+                    let emitted = log.events(run_id()).len() as u64;
+                    let after = rng.below(emitted + 1);
+                    subs.push((
+                        after,
+                        hub.subscribe(run_id(), after, Arc::new(log.clone())),
+                        Vec::new(),
+                    ));
+                }
+                5..=8 if !subs.is_empty() => {
+                    let i = rng.below(subs.len() as u64) as usize;
+                    let (_, stream, got) = &mut subs[i];
+                    for _ in 0..rng.below(5) {
+                        match stream.next().now_or_never() {
+                            Some(Some(item)) => got.push(item.unwrap()),
+                            _ => break,
+                        }
+                    }
+                }
+                9 if !subs.is_empty() && rng.below(4) == 0 => {
+                    // A client disconnects; its channel may be freed while the run goes on.
+                    let i = rng.below(subs.len() as u64) as usize;
+                    let (after, stream, got) = subs.swap_remove(i);
+                    drop(stream);
+                    let expected: Vec<_> = log
+                        .events(run_id())
+                        .into_iter()
+                        .filter(|e| e.seq > after)
+                        .collect();
+                    assert_eq!(
+                        got,
+                        expected[..got.len()].to_vec(),
+                        "seed {seed}: dropped prefix"
+                    );
+                }
+                _ if !finished && rng.below(20) == 0 => {
+                    run.tracker
+                        .finish(SyncStatus::Succeeded, None)
+                        .await
+                        .unwrap();
+                    finished = true;
+                }
+                _ => {}
+            }
+        }
+        if !finished {
+            run.tracker
+                .finish(SyncStatus::Succeeded, None)
+                .await
+                .unwrap();
+        }
+        let all = log.events(run_id());
+        for (after, mut stream, mut got) in subs {
+            while let Some(item) = stream.next().await {
+                got.push(item.unwrap());
+            }
+            let expected: Vec<_> = all.iter().filter(|e| e.seq > after).cloned().collect();
+            assert_eq!(seqs(&got), seqs(&expected), "seed {seed}, after {after}");
+            assert_eq!(got, expected, "seed {seed}");
+        }
+        assert_eq!(hub.live_runs(), 0, "seed {seed}: no channel left behind");
+    }
+}
