@@ -328,12 +328,14 @@ async fn apply_in(
     }
 
     // Departments in two passes so a batch may list children before parents: first every role exists,
-    // then parents are set.
+    // then parents are set. Updates here and below only touch rows whose values differ, so re-sending
+    // an unchanged item writes nothing and the report counts real changes.
     for dep in &changes.departments {
         if let Some(role_id) = roles.get(&dep.department_id) {
             let n = sqlx::query(
                 "UPDATE roles SET name = $3, sort_order = $4, archived_at_ms = NULL, updated_at_ms = $5 \
-                 WHERE tenant = $1 AND id = $2",
+                 WHERE tenant = $1 AND id = $2 \
+                 AND (name <> $3 OR sort_order <> $4 OR archived_at_ms IS NOT NULL)",
             )
             .bind(tenant)
             .bind(role_id)
@@ -416,7 +418,10 @@ async fn apply_in(
             }
             let n = sqlx::query(
                 "UPDATE users SET name = $3, mobile = $4, email = $5, avatar = $6, position = $7, \
-                 gender = $8, status = $9, updated_at_ms = $10 WHERE tenant = $1 AND id = $2",
+                 gender = $8, status = $9, updated_at_ms = $10 WHERE tenant = $1 AND id = $2 \
+                 AND (name IS DISTINCT FROM $3 OR mobile IS DISTINCT FROM $4 OR email IS DISTINCT FROM $5 \
+                 OR avatar IS DISTINCT FROM $6 OR position IS DISTINCT FROM $7 \
+                 OR gender IS DISTINCT FROM $8 OR status IS DISTINCT FROM $9)",
             )
             .bind(tenant)
             .bind(user_id)
