@@ -1,6 +1,6 @@
 //! Directory write speed on SQLite: a first sync of a generated org (5,000 departments, 100,000
 //! members, 1-2 memberships each) applied as batches, then loading it back, then a no-change re-apply
-//! of memberships. Plain timing with a summary, not criterion: one run takes seconds and writes a real
+//! of every member. Plain timing with a summary, not criterion: one run takes seconds and writes a real
 //! file, which is the figure the issue asks for. Run: `cargo bench -p store --bench directory_apply`
 //! (set WXBRIDGE_BENCH_MEMBERS to scale down).
 
@@ -123,8 +123,8 @@ async fn main() {
     let load = started.elapsed();
     assert_eq!(local.members.len(), members);
 
-    // A re-sync that finds memberships unchanged still updates each user row in this measurement
-    // (the planner would send nothing at all); it bounds the cost of a big no-op batch.
+    // Re-sending every member unchanged: the store compares and writes no row. A planner would send
+    // nothing at all; this bounds the cost of a big no-op batch.
     let started = Instant::now();
     for chunk in all_members.chunks(BATCH) {
         let report = db
@@ -139,14 +139,18 @@ async fn main() {
             )
             .await
             .unwrap();
-        assert_eq!(report.memberships_opened + report.memberships_closed, 0);
+        assert_eq!(
+            report,
+            store::ApplyReport::default(),
+            "an unchanged batch writes nothing"
+        );
     }
     let reapply = started.elapsed();
 
     println!(
         "directory_apply sqlite: {DEPARTMENTS} departments, {members} members, {memberships} memberships, \
          {rows} rows written in {:.2?} ({:.0} rows/s); load_directory {:.2?}; \
-         re-apply of all members (no membership change) {:.2?}; peak RSS {} MB",
+         no-change re-apply of all members {:.2?}; peak RSS {} MB",
         first,
         rows as f64 / first.as_secs_f64(),
         load,
