@@ -788,7 +788,7 @@ async fn tenants_do_not_mix(db: Db, _url: String) {
     assert!(d2.members.iter().all(|m| m.user.tenant == "t2"));
 }
 
-async fn sync_run_and_event_replay(db: Db, _url: String) {
+async fn sync_run_and_event_replay(db: Db, url: String) {
     let run = db
         .create_sync_run(
             T,
@@ -907,6 +907,38 @@ async fn sync_run_and_event_replay(db: Db, _url: String) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+
+    // Concurrent appends from two handles (two processes) get distinct, gap-free seqs.
+    let other = Db::connect(&url).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let handle = if i % 2 == 0 {
+            db.clone()
+        } else {
+            other.clone()
+        };
+        let id = second.id;
+        tasks.push(tokio::spawn(async move {
+            handle
+                .append_sync_event(T, id, i, &serde_json::json!({ "i": i }))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=10).collect::<Vec<i64>>());
+    assert_eq!(
+        db.sync_events_after(T, second.id, 0, 100)
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    other.close().await;
 }
 
 async fn sync_lease_is_exclusive_across_handles(db: Db, url: String) {
