@@ -696,8 +696,14 @@ async fn scale_fetch_and_plan() {
     let t = std::time::Instant::now();
     let e = env(SimConfig::new(42, members, departments)).await;
     let generated = t.elapsed();
+    // WXBRIDGE_DIR_STRATEGY=list_id measures user/list_id + user/get instead of user/list.
+    let strategy = match std::env::var("WXBRIDGE_DIR_STRATEGY").as_deref() {
+        Ok("list_id") => StrategyChoice::Force(FetchStrategy::ListIdThenGet),
+        _ => StrategyChoice::Auto,
+    };
     let opts = FetchOptions {
         calls_per_minute: 0,
+        strategy,
         ..FetchOptions::default()
     };
     let t = std::time::Instant::now();
@@ -719,9 +725,9 @@ async fn scale_fetch_and_plan() {
     let planned_again = t.elapsed();
     assert!(again.is_empty());
     println!(
-        "members={members} departments={departments} calls={} generate={generated:?} fetch={fetched:?} \
+        "members={members} departments={departments} strategy={:?} calls={} generate={generated:?} fetch={fetched:?} \
          plan_from_empty={planned_first:?} plan_no_change={planned_again:?}",
-        up.calls
+        up.strategy, up.calls
     );
 }
 
