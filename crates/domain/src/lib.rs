@@ -1,6 +1,6 @@
-//! wxbridge domain services. For now: the per-tenant runtime built from the configuration (`tenants`: API
-//! handles sharing one token manager) and the setup checks behind `wxbridge check` (`check`). Directory sync,
-//! the account graph and sessions come later.
+//! wxbridge domain services: the per-tenant runtime built from the configuration (`tenants`: API handles
+//! sharing one token manager), the setup checks behind `wxbridge check` (`check`), the directory sync's fetch
+//! and diff planner (`directory`) and run progress (`progress`). The account graph and sessions come later.
 
 pub mod check;
 pub mod directory;

@@ -11,7 +11,7 @@ pub use budget::CallBudget;
 pub use local::{LocalDepartment, LocalDirectory, LocalMember, LocalMembership, LocalStatus};
 pub use plan::{PlanOptions, SyncPlan, plan};
 pub use upstream::{
-    FetchOptions, FetchProgress, FetchStrategy, ItemError, ProgressSink, StrategyChoice,
+    FetchObserver, FetchOptions, FetchProgress, FetchStrategy, ItemError, StrategyChoice,
     UpstreamDepartment, UpstreamDirectory, UpstreamMember, UpstreamMembership, VisibleScope,
     WithheldField, fetch_directory,
 };

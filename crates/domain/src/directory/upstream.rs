@@ -217,11 +217,11 @@ pub enum FetchProgress {
 /// Where progress goes: a callback, typically forwarding into a channel. Called from the fetch's own task,
 /// so it must not block.
 #[derive(Clone)]
-pub struct ProgressSink(Arc<dyn Fn(FetchProgress) + Send + Sync>);
+pub struct FetchObserver(Arc<dyn Fn(FetchProgress) + Send + Sync>);
 
-impl ProgressSink {
+impl FetchObserver {
     pub fn new(f: impl Fn(FetchProgress) + Send + Sync + 'static) -> Self {
-        ProgressSink(Arc::new(f))
+        FetchObserver(Arc::new(f))
     }
 
     pub fn emit(&self, event: FetchProgress) {
@@ -229,9 +229,9 @@ impl ProgressSink {
     }
 }
 
-impl std::fmt::Debug for ProgressSink {
+impl std::fmt::Debug for FetchObserver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProgressSink")
+        f.write_str("FetchObserver")
     }
 }
 
@@ -253,7 +253,7 @@ pub struct FetchOptions {
     /// Rows per `user/list_id` page (1..=10,000). Default 10,000.
     pub list_id_page: u32,
     /// Progress callback; none by default.
-    pub progress: Option<ProgressSink>,
+    pub progress: Option<FetchObserver>,
 }
 
 impl Default for FetchOptions {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::directory::upstream::{
-    FetchOptions, FetchProgress, FetchStrategy, ItemError, ProgressSink, StrategyChoice,
+    FetchObserver, FetchOptions, FetchProgress, FetchStrategy, ItemError, StrategyChoice,
     UpstreamDepartment, UpstreamDirectory, UpstreamMember, UpstreamMembership, WithheldField,
     fetch_directory,
 };
@@ -298,7 +298,7 @@ async fn a_60011_on_one_department_makes_the_snapshot_incomplete() {
     let events = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = events.clone();
     let opts = FetchOptions {
-        progress: Some(ProgressSink::new(move |ev| sink.lock().unwrap().push(ev))),
+        progress: Some(FetchObserver::new(move |ev| sink.lock().unwrap().push(ev))),
         ..FetchOptions::default()
     };
     let got = e.fetch(&e.contacts(), &opts).await;
