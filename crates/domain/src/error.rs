@@ -19,4 +19,23 @@ pub enum DomainError {
         #[source]
         source: wx_api::ApiError,
     },
+    /// Another run holds the corp's sync lease.
+    #[error("DM004 a sync of corp {corpid} is already running{}", run.map(|r| format!(" (run {r})")).unwrap_or_default())]
+    SyncRunning {
+        corpid: String,
+        run: Option<store::SyncRunId>,
+    },
+    /// The sync lease was taken over (it expired while this run was stalled); the run stopped writing.
+    #[error("DM005 the sync lease of corp {corpid} was lost; run {run} stopped")]
+    SyncLeaseLost {
+        corpid: String,
+        run: store::SyncRunId,
+    },
+    /// A sync step failed in the store or the progress log.
+    #[error("DM006 sync run {run}: {what} failed: {message}")]
+    Sync {
+        run: store::SyncRunId,
+        what: &'static str,
+        message: String,
+    },
 }

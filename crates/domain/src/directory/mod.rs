@@ -3,13 +3,16 @@
 //! what the bridge already holds, and `plan` is the pure diff between the two that an applier executes.
 
 pub mod budget;
+pub mod convert;
 pub mod local;
 pub mod plan;
+pub mod sync;
 pub mod upstream;
 
 pub use budget::CallBudget;
 pub use local::{LocalDepartment, LocalDirectory, LocalMember, LocalMembership, LocalStatus};
 pub use plan::{PlanOptions, SyncPlan, plan};
+pub use sync::{SyncOptions, SyncOutcome, run_full_sync};
 pub use upstream::{
     FetchObserver, FetchOptions, FetchProgress, FetchStrategy, ItemError, StrategyChoice,
     UpstreamDepartment, UpstreamDirectory, UpstreamMember, UpstreamMembership, VisibleScope,
