@@ -6,4 +6,5 @@
 mod check;
 mod directory;
 mod directory_plan;
+mod directory_sync;
 mod progress;
