@@ -118,6 +118,18 @@ pub fn detach_unknown_parents(upstream: &mut UpstreamDirectory, local: &local::L
     }
 }
 
+/// A main department outside the member's visible memberships cannot be stored (main is a flag on a
+/// membership), so it is dropped before planning; otherwise every run would plan the same change again.
+pub fn drop_unstorable_main_departments(upstream: &mut UpstreamDirectory) {
+    for m in upstream.members.values_mut() {
+        if let Some(main) = m.main_department
+            && !m.memberships.iter().any(|x| x.department_id == main)
+        {
+            m.main_department = None;
+        }
+    }
+}
+
 fn set<T: Clone>(old: Option<T>, c: &Option<Change<T>>) -> Option<T> {
     match c {
         None => old,

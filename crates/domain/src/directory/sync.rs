@@ -279,6 +279,7 @@ async fn steps(
     let mut upstream = fetch_with_progress(run, app, opts, tracker).await?;
     run.renew().await?;
     convert::detach_unknown_parents(&mut upstream, &local);
+    convert::drop_unstorable_main_departments(&mut upstream);
 
     let total_items = upstream.departments.len() + upstream.members.len();
     tracker
@@ -431,7 +432,18 @@ async fn fetch_with_progress(
     };
     let drain = async {
         let mut first_err: Option<ProgressError> = None;
+        let mut lease_err: Option<DomainError> = None;
+        // A long fetch must not outlive the lease: renew once a third of the TTL has passed.
+        let renew_every = i64::try_from(run.ttl.as_millis() / 3).unwrap_or(i64::MAX);
+        let mut renewed_at = run.clock.now_ms();
         while let Some(ev) = rx.recv().await {
+            let now = run.clock.now_ms();
+            if lease_err.is_none() && now - renewed_at >= renew_every {
+                renewed_at = now;
+                if let Err(e) = run.renew().await {
+                    lease_err = Some(e);
+                }
+            }
             let r = match ev {
                 FetchProgress::Phase { phase, total } => tracker.start_phase(phase, total).await,
                 FetchProgress::Advanced { items, .. } => {
@@ -446,9 +458,12 @@ async fn fetch_with_progress(
                 first_err.get_or_insert(e);
             }
         }
-        first_err
+        (first_err, lease_err)
     };
-    let (upstream, err) = tokio::join!(fetch, drain);
+    let (upstream, (err, lease_err)) = tokio::join!(fetch, drain);
+    if let Some(e) = lease_err {
+        return Err(e);
+    }
     match err {
         Some(e) => Err(run.progress(e)),
         None => Ok(upstream),

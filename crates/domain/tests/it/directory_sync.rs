@@ -41,9 +41,25 @@ impl Clock for SimClock {
 struct Env {
     sim: Simulator,
     _running: RunningSim,
+    client: WecomClient,
     app: WecomApp,
     clock: Arc<dyn Clock>,
     corpid: String,
+}
+
+impl Env {
+    /// One of the simulator's self-built apps by name, with its agentid.
+    fn named_app(&self, name: &str) -> (WecomApp, u32) {
+        let corp = &self.sim.info().corps[0];
+        let app = corp.apps.iter().find(|a| a.name == name).unwrap();
+        let handle = self.client.app(AppCredentials {
+            tenant: "t".into(),
+            corpid: corp.corpid.clone(),
+            agentid: Some(i64::from(app.agentid)),
+            secret: app.secret.clone().into(),
+        });
+        (handle, app.agentid)
+    }
 }
 
 async fn env(cfg: SimConfig) -> Env {
@@ -64,6 +80,7 @@ async fn env(cfg: SimConfig) -> Env {
         secret: corp.contacts_secret.clone().into(),
     });
     Env {
+        client,
         corpid: corp.corpid.clone(),
         sim,
         _running: running,
@@ -529,5 +546,77 @@ async fn a_run_killed_after_one_chunk_is_completed_by_the_next() {
         assert_eq!(resumed.counters.users.unchanged, 20);
         assert_eq!(resumed.chunks_applied, 4);
         assert_matches(db, &t, &e).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withheld_fields_keep_the_values_the_bridge_already_has() {
+    let e = env(SimConfig::new(38, 40, 5)).await;
+    let (main, agentid) = e.named_app("main");
+    let (dbs, _dir) = databases().await;
+    for (name, db) in &dbs {
+        e.sim.set_restricted_fields(agentid, false);
+        let t = tenant("withheld");
+        sync(&e, db, &t, SyncOptions::default()).await;
+        let who = e
+            .sim
+            .directory()
+            .members
+            .iter()
+            .find(|m| !m.mobile.is_empty() && !m.email.is_empty())
+            .unwrap()
+            .clone();
+        let before = db
+            .user_by_wecom_userid(&t, &e.corpid, &who.userid)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(before.mobile.as_deref(), Some(who.mobile.as_str()));
+
+        // A post-2022 app: mobile, email, avatar and gender withheld; the sync keeps what it has.
+        assert!(e.sim.set_restricted_fields(agentid, true));
+        let out = run_full_sync(db, &t, &main, e.clock.clone(), SyncOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            out.status,
+            SyncStatus::Succeeded,
+            "{name}: {:?}",
+            out.reason
+        );
+        assert!(!out.plan.withheld_fields.is_empty());
+        assert!(out.plan.is_empty(), "{name}: {:?}", out.plan);
+        assert_eq!(out.applied, store::ApplyReport::default());
+        let after = db
+            .user_by_wecom_userid(&t, &e.corpid, &who.userid)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after, before, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limited_scope_app_syncs_its_view_and_a_second_run_writes_nothing() {
+    let e = env(SimConfig::new(39, 150, 14)).await;
+    let (limited, _) = e.named_app("limited");
+    let (dbs, _dir) = databases().await;
+    for (name, db) in &dbs {
+        let t = tenant("limited");
+        let first = run_full_sync(db, &t, &limited, e.clock.clone(), SyncOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            first.status,
+            SyncStatus::Succeeded,
+            "{name}: {:?}",
+            first.reason
+        );
+        assert!(first.applied.users_created > 0);
+        let second = run_full_sync(db, &t, &limited, e.clock.clone(), SyncOptions::default())
+            .await
+            .unwrap();
+        assert!(second.plan.is_empty(), "{name}: {:?}", second.plan);
+        assert_eq!(second.applied, store::ApplyReport::default());
     }
 }
