@@ -14,7 +14,9 @@ use wx_api::wecom::WecomApp;
 
 use super::convert;
 use super::plan::{PlanOptions, SyncPlan, plan};
-use super::upstream::{FetchObserver, FetchOptions, FetchProgress, fetch_directory};
+use super::upstream::{
+    FetchObserver, FetchOptions, FetchProgress, FetchStrategy, VisibleScope, fetch_directory,
+};
 use crate::Db;
 use crate::error::DomainError;
 use crate::progress::{
@@ -71,6 +73,11 @@ pub struct SyncOutcome {
     pub reason: Option<String>,
     /// Upstream calls made by the fetch.
     pub calls: u64,
+    /// How members were read, and what the credential may see.
+    pub strategy: Option<FetchStrategy>,
+    pub scope: VisibleScope,
+    /// 45009 block windows waited out during the fetch.
+    pub rate_limit_waits: u64,
 }
 
 /// Distinguishes lease holders within one process; the process id separates processes.
@@ -407,6 +414,9 @@ async fn steps(
         chunks_applied,
         reason,
         calls: upstream.calls,
+        strategy: upstream.strategy,
+        scope: upstream.scope,
+        rate_limit_waits: upstream.rate_limit_waits,
     })
 }
 

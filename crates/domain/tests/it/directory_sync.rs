@@ -234,6 +234,20 @@ async fn full_sync_matches_the_simulator_and_a_second_run_writes_nothing() {
             .await
             .unwrap();
         assert_eq!(events.first().unwrap().payload["type"], "started");
+        // Phases in run order: the fetch's two, then diff and apply.
+        let phases: Vec<&str> = events
+            .iter()
+            .filter(|ev| ev.payload["type"] == "phase")
+            .map(|ev| ev.payload["phase"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            phases,
+            ["departments", "members", "diff", "apply"],
+            "{name}"
+        );
+        assert!(first.scope.whole_company);
+        assert!(first.strategy.is_some());
+        assert!(first.calls > 0);
         let last = &events.last().unwrap().payload;
         assert_eq!(last["type"], "finished", "{name}");
         assert_eq!(last["status"], "succeeded");
