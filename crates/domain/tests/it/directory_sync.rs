@@ -634,3 +634,50 @@ async fn a_limited_scope_app_syncs_its_view_and_a_second_run_writes_nothing() {
         assert_eq!(second.applied, store::ApplyReport::default());
     }
 }
+
+/// Scale run for figures, by hand (nothing here asserts on time):
+/// `WXBRIDGE_SYNC_SCALE=100000 cargo test --release -p domain --test it scale_full_sync -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "scale run for figures; slow in debug"]
+async fn scale_full_sync() {
+    let members: usize = std::env::var("WXBRIDGE_SYNC_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let departments = (members / 20).max(1);
+    let e = env(SimConfig::new(42, members, departments)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite://{}/wx.db", dir.path().display()))
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let opts = || SyncOptions {
+        fetch: domain::directory::FetchOptions {
+            calls_per_minute: 0,
+            ..domain::directory::FetchOptions::default()
+        },
+        ..SyncOptions::default()
+    };
+    let t = std::time::Instant::now();
+    let first = sync(&e, &db, "scale", opts()).await;
+    let first_time = t.elapsed();
+    assert_eq!(first.status, SyncStatus::Succeeded);
+    assert_eq!(first.applied.users_created, members as u64);
+    let t = std::time::Instant::now();
+    let again = sync(&e, &db, "scale", opts()).await;
+    let again_time = t.elapsed();
+    assert!(again.plan.is_empty());
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    println!(
+        "members={members} departments={departments} first_sync={first_time:?} rows={:?} chunks={} \
+         resync={again_time:?} calls={} {hwm} (includes the in-process simulator)",
+        first.applied, first.chunks_applied, first.calls
+    );
+}
