@@ -1,6 +1,7 @@
 //! wxbridge domain services: the per-tenant runtime built from the configuration (`tenants`: API handles
-//! sharing one token manager), the setup checks behind `wxbridge check` (`check`), the directory sync's fetch
-//! and diff planner (`directory`) and run progress (`progress`). The account graph and sessions come later.
+//! sharing one token manager), the setup checks behind `wxbridge check` (`check`), the directory sync
+//! (`directory`: fetch, diff planner, and the full sync run through the store) and run progress
+//! (`progress`). The account graph and sessions come later.
 
 pub mod check;
 pub mod directory;
