@@ -137,7 +137,8 @@ pub struct UpstreamMember {
 }
 
 impl UpstreamMember {
-    fn from_user(u: User) -> Self {
+    /// One member as `user/get` or `user/list` answers it (memberships sorted, status as WeCom's code).
+    pub fn from_user(u: User) -> Self {
         let mut memberships: Vec<UpstreamMembership> = u
             .department
             .iter()
@@ -677,7 +678,7 @@ fn add_members(dir: &mut UpstreamDirectory, users: Vec<User>) {
 }
 
 /// A field absent (or empty, or gender "0") for every member is withheld from this credential.
-fn withheld_fields<'a>(
+pub fn withheld_fields<'a>(
     members: impl Iterator<Item = &'a UpstreamMember> + Clone,
 ) -> BTreeSet<WithheldField> {
     let mut out = BTreeSet::new();
