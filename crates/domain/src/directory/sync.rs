@@ -41,6 +41,9 @@ pub struct SyncOptions {
     pub lease_ttl: Duration,
     /// Test hook simulating a killed run: stop after this many applied chunks (the run ends `failed`).
     pub stop_after_chunks: Option<usize>,
+    /// Told the run's id as soon as the run is recorded, before any work: a caller running the sync in the
+    /// background (the HTTP API) answers with the id at once.
+    pub run_created: Option<mpsc::UnboundedSender<SyncRunId>>,
 }
 
 impl Default for SyncOptions {
@@ -53,6 +56,7 @@ impl Default for SyncOptions {
             hub: None,
             lease_ttl: Duration::from_secs(300),
             stop_after_chunks: None,
+            run_created: None,
         }
     }
 }
@@ -196,6 +200,10 @@ async fn run_holding_lease(
         )
         .await
         .map_err(db_err)?;
+    if let Some(tx) = &opts.run_created {
+        // Nobody listening any more is fine: the run goes on.
+        let _ = tx.send(record.id);
+    }
     let run = Run {
         db,
         tenant,
