@@ -12,4 +12,9 @@ pub mod tenants;
 pub use error::DomainError;
 /// The database handle, re-exported so the server layer does not depend on `store` directly.
 pub use store::Db;
+/// The directory's stored shapes, re-exported for the lookup API (which maps them to its own DTOs).
+pub use store::{
+    DepartmentLink, MemberLink, Membership, Role, RoleId, RoleMember, SyncRun, User, UserId,
+    UserRole,
+};
 pub use tenants::{Credential, CredentialKind, Tenant, Tenants, TokenHealth, ping_database};
