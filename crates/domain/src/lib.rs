@@ -14,7 +14,7 @@ pub use error::DomainError;
 pub use store::Db;
 /// The directory's stored shapes, re-exported for the lookup API (which maps them to its own DTOs).
 pub use store::{
-    DepartmentLink, MemberLink, Membership, Role, RoleId, RoleMember, SyncRun, User, UserId,
-    UserRole,
+    DepartmentLink, Gender, MemberLink, Membership, Role, RoleId, RoleMember, RoleOrigin, SyncRun,
+    User, UserId, UserRole, UserStatus,
 };
 pub use tenants::{Credential, CredentialKind, Tenant, Tenants, TokenHealth, ping_database};
