@@ -214,6 +214,54 @@ pub struct WecomFile {
     pub apps: BTreeMap<String, WecomAppFile>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mini_programs: BTreeMap<String, WecomMiniProgramFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<DirectoryFile>,
+}
+
+pub const DEFAULT_DIRECTORY_CALLS_PER_MINUTE: u32 = 9_000;
+pub const DEFAULT_DIRECTORY_CONCURRENCY: u32 = 8;
+pub const DEFAULT_DIRECTORY_MAX_REMOVAL_SHARE: f64 = 0.10;
+
+fn default_directory_calls_per_minute() -> u32 {
+    DEFAULT_DIRECTORY_CALLS_PER_MINUTE
+}
+fn default_directory_concurrency() -> u32 {
+    DEFAULT_DIRECTORY_CONCURRENCY
+}
+fn default_directory_max_removal_share() -> f64 {
+    DEFAULT_DIRECTORY_MAX_REMOVAL_SHARE
+}
+fn default_directory_strategy() -> String {
+    "auto".to_owned()
+}
+
+/// How the corp's directory is synchronised (`[tenants.<key>.wecom.directory]`); every key has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryFile {
+    /// `contacts` or the name of an app under `apps`; unset: contacts when configured, else the first app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    #[serde(default = "default_directory_calls_per_minute")]
+    pub calls_per_minute: u32,
+    #[serde(default = "default_directory_concurrency")]
+    pub concurrency: u32,
+    #[serde(default = "default_directory_max_removal_share")]
+    pub max_removal_share: f64,
+    #[serde(default = "default_directory_strategy")]
+    pub strategy: String,
+}
+
+impl Default for DirectoryFile {
+    fn default() -> Self {
+        DirectoryFile {
+            app: None,
+            calls_per_minute: default_directory_calls_per_minute(),
+            concurrency: default_directory_concurrency(),
+            max_removal_share: default_directory_max_removal_share(),
+            strategy: default_directory_strategy(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

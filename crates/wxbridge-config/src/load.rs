@@ -318,6 +318,13 @@ fn typed_value(kind: LeafKind, raw: &str) -> Value {
             .parse::<i64>()
             .map(Value::from)
             .unwrap_or_else(|_| Value::from(raw.to_owned())),
+        LeafKind::Float => raw
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(Value::from)
+            .unwrap_or_else(|| Value::from(raw.to_owned())),
         LeafKind::Bool => raw
             .trim()
             .parse::<bool>()

@@ -333,6 +333,59 @@ pub struct WecomConfig {
     pub contacts: Option<ContactsConfig>,
     pub apps: BTreeMap<String, WecomAppConfig>,
     pub mini_programs: BTreeMap<String, WecomMiniProgramConfig>,
+    /// Directory sync settings (defaults when the file has no `directory` table).
+    pub directory: DirectoryConfig,
+}
+
+/// Which credential reads the corp's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectorySource {
+    /// The contacts-sync (通讯录同步) secret when configured, else the first app by name.
+    Auto,
+    /// The contacts-sync secret.
+    Contacts,
+    /// The self-built app of this local name (under `apps`).
+    App(String),
+}
+
+/// How members are read: `auto` tries `user/list` and falls back to `user/list_id` + `user/get` when the
+/// credential may not list members (48009/48002).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectoryStrategy {
+    Auto,
+    /// `user/list` per department.
+    List,
+    /// `user/list_id` pages, then `user/get` per member.
+    ListId,
+}
+
+/// Directory sync settings of one corp (`[tenants.<key>.wecom.directory]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DirectoryConfig {
+    pub source: DirectorySource,
+    /// Calls per minute to each WeCom API for this corp; 0 = unlimited. Default 9,000 (the platform allows
+    /// 10,000 per company and API).
+    pub calls_per_minute: u32,
+    /// Upstream calls in flight at most (1..=64). Default 8.
+    pub concurrency: usize,
+    /// A run refuses to mark more than this share of the active users as left unless the operator
+    /// overrides the guard (0..=1). Default 0.10.
+    pub max_removal_share: f64,
+    pub strategy: DirectoryStrategy,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig {
+            source: DirectorySource::Auto,
+            calls_per_minute: crate::file::DEFAULT_DIRECTORY_CALLS_PER_MINUTE,
+            concurrency: crate::file::DEFAULT_DIRECTORY_CONCURRENCY as usize,
+            max_removal_share: crate::file::DEFAULT_DIRECTORY_MAX_REMOVAL_SHARE,
+            strategy: DirectoryStrategy::Auto,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

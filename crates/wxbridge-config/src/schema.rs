@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use crate::file::{
-    ContactsFile, DatabaseFile, FileConfig, FileSecret, OfficialAccountFile, ServerFile,
-    TenantFile, TokensFile, UpstreamFile, WebsiteFile, WechatFile, WechatMiniProgramFile,
-    WecomAppFile, WecomFile, WecomMiniProgramFile,
+    ContactsFile, DatabaseFile, DirectoryFile, FileConfig, FileSecret, OfficialAccountFile,
+    ServerFile, TenantFile, TokensFile, UpstreamFile, WebsiteFile, WechatFile,
+    WechatMiniProgramFile, WecomAppFile, WecomFile, WecomMiniProgramFile,
 };
 
 /// The type of a leaf key, so an environment value is read as the type the file struct expects.
@@ -15,6 +15,8 @@ use crate::file::{
 pub enum LeafKind {
     String,
     Integer,
+    /// A number that may have a fraction (`max_removal_share`).
+    Float,
     Bool,
     StringList,
 }
@@ -81,9 +83,13 @@ fn collect(value: &serde_json::Value, prefix: String, out: &mut Vec<KeySpec>) {
             path: prefix,
             kind: LeafKind::StringList,
         }),
-        serde_json::Value::Number(_) => out.push(KeySpec {
+        serde_json::Value::Number(n) => out.push(KeySpec {
             path: prefix,
-            kind: LeafKind::Integer,
+            kind: if n.is_f64() {
+                LeafKind::Float
+            } else {
+                LeafKind::Integer
+            },
         }),
         serde_json::Value::Bool(_) => out.push(KeySpec {
             path: prefix,
@@ -131,6 +137,14 @@ fn full_sample() -> FileConfig {
                 app: "x".into(),
             },
         )]),
+        directory: Some(DirectoryFile {
+            app: f(),
+            calls_per_minute: 1,
+            concurrency: 1,
+            // A fraction, so the walk types it as a float.
+            max_removal_share: 0.5,
+            strategy: "x".into(),
+        }),
     };
     let oa = OfficialAccountFile {
         appid: "x".into(),

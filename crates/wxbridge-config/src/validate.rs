@@ -12,9 +12,10 @@ use url::Url;
 use crate::file::{FileConfig, FileSecret, TenantFile, WechatFile, WecomFile};
 use crate::model::{
     AgentId, ApiKeyHash, AppId, CallbackConfig, CallbackToken, Config, ContactsConfig, CorpId,
-    DatabaseConfig, MessageMode, OfficialAccountConfig, ServerConfig, TenantConfig, TenantKey,
-    TokenStoreConfig, TokensConfig, UpstreamConfig, WebsiteConfig, WechatConfig,
-    WechatMiniProgramConfig, WechatTokenApi, WecomAppConfig, WecomConfig, WecomMiniProgramConfig,
+    DatabaseConfig, DirectoryConfig, DirectorySource, DirectoryStrategy, MessageMode,
+    OfficialAccountConfig, ServerConfig, TenantConfig, TenantKey, TokenStoreConfig, TokensConfig,
+    UpstreamConfig, WebsiteConfig, WechatConfig, WechatMiniProgramConfig, WechatTokenApi,
+    WecomAppConfig, WecomConfig, WecomMiniProgramConfig,
 };
 use crate::problem::Problem;
 
@@ -666,11 +667,100 @@ impl Validator<'_> {
                 );
             }
         }
+        let directory = self.directory(&base, w);
         Some(WecomConfig {
             corpid: corpid?,
             contacts: contacts?,
             apps,
             mini_programs,
+            directory: directory?,
+        })
+    }
+
+    /// `[..wecom.directory]`: the sync's credential, call budget, concurrency, removal guard and strategy.
+    fn directory(&mut self, base: &str, w: &WecomFile) -> Option<DirectoryConfig> {
+        let Some(d) = &w.directory else {
+            return Some(DirectoryConfig::default());
+        };
+        let dbase = format!("{base}.directory");
+        let mut ok = true;
+        let source = match d.app.as_deref() {
+            None => DirectorySource::Auto,
+            Some("contacts") => {
+                if w.contacts.is_none() {
+                    self.error(
+                        format!("{dbase}.app"),
+                        "`app = \"contacts\"` but this corp has no [..wecom.contacts] secret",
+                        format!("add [..wecom.contacts] with the secret from {HINT_CONTACTS_SECRET}, or name an app under [..wecom.apps]"),
+                    );
+                    ok = false;
+                }
+                DirectorySource::Contacts
+            }
+            Some(name) => {
+                if !w.apps.contains_key(name) {
+                    let mut known: Vec<&str> = vec!["contacts"];
+                    known.extend(w.apps.keys().map(String::as_str));
+                    let hint = match crate::schema::suggest(name, known.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`? Use one of: {}", known.join(", ")),
+                        None => format!("use one of: {}", known.join(", ")),
+                    };
+                    self.error(
+                        format!("{dbase}.app"),
+                        format!(
+                            "the directory is to be read with app `{name}`, which is not configured"
+                        ),
+                        hint,
+                    );
+                    ok = false;
+                }
+                DirectorySource::App(name.to_owned())
+            }
+        };
+        if d.concurrency == 0 || d.concurrency > 64 {
+            self.error(
+                format!("{dbase}.concurrency"),
+                format!("a concurrency of {} is out of range", d.concurrency),
+                "use 1 to 64 calls in flight; the default 8 keeps well under the platform's limits",
+            );
+            ok = false;
+        }
+        if !d.max_removal_share.is_finite() || !(0.0..=1.0).contains(&d.max_removal_share) {
+            self.error(
+                format!("{dbase}.max_removal_share"),
+                format!(
+                    "`max_removal_share` is {}, but it is a share of the active users between 0 and 1",
+                    d.max_removal_share
+                ),
+                "use e.g. 0.10 to refuse a run that would mark more than 10% of the users as left \
+                 (0 refuses any removal, 1 never refuses); one run can still pass --override-guard",
+            );
+            ok = false;
+        }
+        let strategy = match d.strategy.as_str() {
+            "auto" => DirectoryStrategy::Auto,
+            "list" => DirectoryStrategy::List,
+            "list_id" => DirectoryStrategy::ListId,
+            other => {
+                let hint = match crate::schema::suggest(other, ["auto", "list", "list_id"]) {
+                    Some(s) => format!("did you mean \"{s}\"? "),
+                    None => String::new(),
+                };
+                self.error(
+                    format!("{dbase}.strategy"),
+                    format!("unknown directory strategy \"{other}\""),
+                    format!("{hint}use \"auto\" (try user/list, fall back when refused), \"list\" (user/list per department) or \"list_id\" (user/list_id + user/get, for apps created after 2022-08-15)"),
+                );
+                ok = false;
+                DirectoryStrategy::Auto
+            }
+        };
+        ok.then(|| DirectoryConfig {
+            source,
+            calls_per_minute: d.calls_per_minute,
+            concurrency: usize::try_from(d.concurrency).unwrap_or(usize::MAX),
+            max_removal_share: d.max_removal_share,
+            strategy,
         })
     }
 

@@ -5,12 +5,14 @@
 pub mod budget;
 pub mod convert;
 pub mod local;
+pub mod options;
 pub mod plan;
 pub mod sync;
 pub mod upstream;
 
 pub use budget::CallBudget;
 pub use local::{LocalDepartment, LocalDirectory, LocalMember, LocalMembership, LocalStatus};
+pub use options::{directory_credential, no_directory_app_reason, strategy_choice, sync_options};
 pub use plan::{PlanOptions, SyncPlan, plan};
 pub use sync::{SyncOptions, SyncOutcome, run_full_sync};
 pub use upstream::{

@@ -3,6 +3,7 @@
 // Helpers outside #[test] functions are test code too; clippy.toml only exempts the test functions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod directory;
 mod example;
 mod layers;
 mod redaction;
