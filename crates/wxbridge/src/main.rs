@@ -42,6 +42,9 @@ enum Command {
     /// Mini-program helpers: decrypt encryptedData, check a rawData signature.
     #[command(subcommand)]
     Miniprogram(cmd::crypto::MiniprogramCmd),
+    /// Benchmarks: `bench sync` (full sync and no-change re-sync against a simulator child process).
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCmd),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Crypto(c) => cmd::crypto::run_crypto(c),
         Command::Jssdk(c) => cmd::crypto::run_jssdk(c),
         Command::Miniprogram(c) => cmd::crypto::run_miniprogram(c),
+        Command::Bench(c) => cmd::bench::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

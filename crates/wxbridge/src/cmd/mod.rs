@@ -2,6 +2,7 @@
 //! returning `Result<(), CmdError>`; `main` turns an error into exit code 1 and one line on stderr.
 
 pub mod api_key;
+pub mod bench;
 pub mod check;
 pub mod crypto;
 pub mod demo;
