@@ -38,4 +38,20 @@ pub enum DomainError {
         what: &'static str,
         message: String,
     },
+    /// A `change_contact` event lacks what its ChangeType needs (or a field does not parse).
+    #[error("DM007 change_contact {change_type}: {message}")]
+    ContactChange {
+        change_type: String,
+        message: String,
+    },
+    /// The authoritative re-read of a `change_contact` event's member or department failed; nothing was
+    /// written, so the event can be applied again later.
+    #[error("DM008 change_contact {change_type}: {api} for {item} failed{}: {message}", errcode.map(|c| format!(" (errcode {c})")).unwrap_or_default())]
+    ContactRead {
+        change_type: String,
+        api: &'static str,
+        item: String,
+        errcode: Option<i64>,
+        message: String,
+    },
 }

@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod convert;
+pub mod incremental;
 pub mod local;
 pub mod options;
 pub mod plan;
@@ -11,6 +12,7 @@ pub mod sync;
 pub mod upstream;
 
 pub use budget::CallBudget;
+pub use incremental::{ChangeAction, IncrementalOptions, IncrementalOutcome, apply_contact_change};
 pub use local::{LocalDepartment, LocalDirectory, LocalMember, LocalMembership, LocalStatus};
 pub use options::{directory_credential, no_directory_app_reason, strategy_choice, sync_options};
 pub use plan::{PlanOptions, SyncPlan, plan};
