@@ -9,6 +9,7 @@
 mod db;
 mod directory;
 mod error;
+mod identity;
 mod token_store;
 
 pub use db::{AppliedMigration, Backend, Db, MigrationReport};
@@ -20,4 +21,9 @@ pub use directory::{
     UseridRename, normalize_userid,
 };
 pub use error::Error;
+pub use identity::{
+    AppKind, AuditAction, IdentityAuditEntry, IdentityId, MergeId, MergeReason, NewSession,
+    NewWechatIdentity, SealedSessionKey, SessionId, SessionRow, UserMerge, UserMergeRecord,
+    WechatIdentity,
+};
 pub use token_store::SqlTokenStore;

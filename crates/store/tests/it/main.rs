@@ -6,6 +6,7 @@
 
 mod conformance;
 mod directory;
+mod identity;
 mod manager;
 mod migrations;
 mod replicas;
