@@ -20,6 +20,7 @@ pub use directory::{
     SyncKind, SyncRun, SyncRunId, SyncStatus, User, UserFields, UserId, UserRole, UserStatus,
     UseridRename, normalize_userid,
 };
+pub use directory::{LocalTag, TagApplyReport, TagChanges, TagLink, TagUpsert};
 pub use error::Error;
 pub use identity::{
     AppKind, AuditAction, IdentityAuditEntry, IdentityId, MergeId, MergeReason, NewSession,

@@ -20,8 +20,10 @@
 //! cheap at 100k users, and both databases return them with `RETURNING`. They are not secret and not
 //! meant to be unguessable: access control is by tenant, not by obscurity.
 
+mod tags;
 mod types;
 
+pub use tags::{LocalTag, TagApplyReport, TagChanges, TagLink, TagUpsert};
 pub use types::{
     ApplyReport, DepartmentLink, DepartmentUpsert, DirectoryChanges, EntityCounters, Gender,
     LocalDepartment, LocalDirectory, LocalMember, MemberLink, MemberUpsert, Membership,

@@ -112,10 +112,12 @@ text_enum!(
 );
 
 text_enum!(
-    /// Whether a role mirrors a WeCom department or was made in wxbridge.
+    /// Whether a role mirrors a WeCom department, mirrors a WeCom tag (`WecomTag`), or was made in
+    /// wxbridge.
     RoleOrigin, "roles.origin" {
         Wecom => "wecom",
         Local => "local",
+        WecomTag => "wecom_tag",
     }
 );
 
