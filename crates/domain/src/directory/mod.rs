@@ -9,6 +9,7 @@ pub mod local;
 pub mod options;
 pub mod plan;
 pub mod sync;
+pub mod tags;
 pub mod upstream;
 
 pub use budget::CallBudget;
@@ -17,6 +18,7 @@ pub use local::{LocalDepartment, LocalDirectory, LocalMember, LocalMembership, L
 pub use options::{directory_credential, no_directory_app_reason, strategy_choice, sync_options};
 pub use plan::{PlanOptions, SyncPlan, plan};
 pub use sync::{SyncOptions, SyncOutcome, run_full_sync};
+pub use tags::{TagSyncOptions, TagSyncReport, apply_tag_change, sync_tags};
 pub use upstream::{
     FetchObserver, FetchOptions, FetchProgress, FetchStrategy, ItemError, StrategyChoice,
     UpstreamDepartment, UpstreamDirectory, UpstreamMember, UpstreamMembership, VisibleScope,
