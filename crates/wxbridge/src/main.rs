@@ -26,6 +26,8 @@ enum Command {
     Sim(cmd::sim::SimArgs),
     /// Check a configuration: report every problem with a fix hint and print the callback URLs.
     Check(cmd::check::CheckArgs),
+    /// Sync a tenant's WeCom departments and members into local roles and users, with live progress.
+    Sync(cmd::sync::SyncArgs),
     /// Apply the database migrations for the configured store.
     Migrate(cmd::migrate::MigrateArgs),
     /// Print the REST API's OpenAPI document.
@@ -55,6 +57,8 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Migrate(args) => cmd::migrate::run(args),
+        // `sync` has its own exit codes (see `wxbridge sync --help`).
+        Command::Sync(args) => return cmd::sync::main(args),
         Command::ApiKey(c) => cmd::api_key::run(c),
         Command::Openapi(args) => cmd::openapi::run(args),
         Command::Crypto(c) => cmd::crypto::run_crypto(c),

@@ -10,6 +10,7 @@ pub mod migrate;
 pub mod openapi;
 pub mod serve;
 pub mod sim;
+pub mod sync;
 
 /// A failed command: the message is printed as one line on stderr and the process exits with 1.
 #[derive(Debug, thiserror::Error)]
