@@ -7,4 +7,5 @@ mod check;
 mod directory;
 mod directory_plan;
 mod directory_sync;
+mod directory_tags;
 mod progress;

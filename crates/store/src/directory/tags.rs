@@ -75,7 +75,8 @@ pub struct TagUpsert {
     /// `None` keeps the stored name (a new tag is then called "tag <id>").
     pub name: Option<String>,
     /// `Some`: exactly these members (matched case-insensitively to linked userids; userids with no link
-    /// in this corp are skipped and reported). `None`: members left as they are.
+    /// in this corp, or whose user is marked left, are skipped and reported). `None`: members left as
+    /// they are.
     pub userids: Option<Vec<String>>,
     /// `Some`: exactly these departments (departments with no role yet are skipped and reported).
     /// `None`: left as they are.
@@ -109,7 +110,8 @@ pub struct TagApplyReport {
     pub memberships_closed: u64,
     pub inclusions_opened: u64,
     pub inclusions_closed: u64,
-    /// Listed members with no link in this corp (outside what the directory sync sees), sorted.
+    /// Listed members with no link in this corp (outside what the directory sync sees) or marked left,
+    /// sorted.
     pub unknown_userids: Vec<String>,
     /// Listed departments with no role in this corp, sorted.
     pub unknown_departments: Vec<i64>,

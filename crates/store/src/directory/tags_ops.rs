@@ -176,6 +176,7 @@ async fn tag_role_id(
 }
 
 /// Userid -> user id through the corp's member links, read one by one or, for big batches, all at once.
+/// Users marked left are not found: a member gone from the corp holds no memberships.
 struct UserLinks {
     preloaded: bool,
     by_norm: HashMap<String, i64>,
@@ -186,7 +187,9 @@ impl UserLinks {
         let mut by_norm = HashMap::new();
         if preload {
             let rows: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT userid_norm, user_id FROM wecom_member_links WHERE tenant = $1 AND corpid = $2",
+                "SELECT l.userid_norm, l.user_id FROM wecom_member_links l \
+                 JOIN users u ON u.id = l.user_id AND u.tenant = l.tenant \
+                 WHERE l.tenant = $1 AND l.corpid = $2 AND u.status <> 'left'",
             )
             .bind(tenant)
             .bind(corpid)
@@ -216,7 +219,9 @@ impl UserLinks {
             return Ok(None);
         }
         let found: Option<i64> = sqlx::query_scalar(
-            "SELECT user_id FROM wecom_member_links WHERE tenant = $1 AND corpid = $2 AND userid_norm = $3",
+            "SELECT l.user_id FROM wecom_member_links l \
+             JOIN users u ON u.id = l.user_id AND u.tenant = l.tenant \
+             WHERE l.tenant = $1 AND l.corpid = $2 AND l.userid_norm = $3 AND u.status <> 'left'",
         )
         .bind(tenant)
         .bind(corpid)
@@ -319,13 +324,15 @@ async fn apply_tags_in(
                 if want.remove(&user_id) {
                     continue;
                 }
-                sqlx::query("UPDATE memberships SET ended_at_ms = $3 WHERE tenant = $1 AND id = $2")
-                    .bind(tenant)
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(query_error)?;
+                sqlx::query(
+                    "UPDATE memberships SET ended_at_ms = $3 WHERE tenant = $1 AND id = $2",
+                )
+                .bind(tenant)
+                .bind(id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map_err(query_error)?;
                 report.memberships_closed += 1;
             }
             let mut new: Vec<i64> = want.into_iter().collect();
