@@ -5,6 +5,7 @@
 
 mod check;
 mod directory;
+mod directory_incremental;
 mod directory_plan;
 mod directory_sync;
 mod directory_tags;
