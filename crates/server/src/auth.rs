@@ -51,3 +51,21 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let (scheme, rest) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
+
+/// The tenant named in the path, if the request carries one of its API keys: 404 for an unknown tenant,
+/// 401 otherwise. Records the tenant on the request's span.
+pub(crate) fn authorised_tenant<'a>(
+    state: &'a crate::AppState,
+    tenant_key: &str,
+    headers: &HeaderMap,
+) -> Result<&'a std::sync::Arc<domain::Tenant>, crate::WebError> {
+    let tenant = state
+        .tenants
+        .get(tenant_key)
+        .ok_or_else(|| crate::WebError::TenantNotFound(tenant_key.to_owned()))?;
+    tracing::Span::current().record("tenant.key", tenant.key());
+    if !is_authorised(headers, &tenant.config) {
+        return Err(crate::WebError::Unauthorized);
+    }
+    Ok(tenant)
+}

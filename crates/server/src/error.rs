@@ -15,10 +15,14 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, greppable: `unauthorized`, `tenant_not_found`, `not_found`, `not_ready`, `internal`.
+    /// Stable, greppable: `unauthorized`, `tenant_not_found`, `not_found`, `bad_request`, `sync_running`,
+    /// `not_ready`, `internal`.
     pub code: String,
     /// For humans; wording may change.
     pub message: String,
+    /// With `sync_running`: the id of the run in progress, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<i64>,
 }
 
 /// A request failed. Each variant maps to one status and one stable `code`.
@@ -30,6 +34,15 @@ pub enum WebError {
     TenantNotFound(String),
     #[error("not found")]
     NotFound,
+    /// A named thing does not exist (in this tenant); the message names it.
+    #[error("{0}")]
+    Missing(String),
+    /// The request is malformed; the message says how.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A sync of the tenant's corp is already running.
+    #[error("a sync of corp {corpid} is already running{}", run_id.map(|r| format!(" (run {r})")).unwrap_or_default())]
+    SyncRunning { corpid: String, run_id: Option<i64> },
     #[error("not ready: {0}")]
     NotReady(String),
     #[error("internal error")]
@@ -41,7 +54,9 @@ impl WebError {
         match self {
             WebError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             WebError::TenantNotFound(_) => (StatusCode::NOT_FOUND, "tenant_not_found"),
-            WebError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            WebError::NotFound | WebError::Missing(_) => (StatusCode::NOT_FOUND, "not_found"),
+            WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            WebError::SyncRunning { .. } => (StatusCode::CONFLICT, "sync_running"),
             WebError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             WebError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -60,6 +75,10 @@ impl IntoResponse for WebError {
                 error: ErrorDetail {
                     code: code.to_owned(),
                     message: self.to_string(),
+                    run_id: match &self {
+                        WebError::SyncRunning { run_id, .. } => *run_id,
+                        _ => None,
+                    },
                 },
             }),
         )

@@ -1,17 +1,20 @@
-//! wxbridge HTTP surface (axum). Thin handlers: extract, authorise, call the domain, map the result. This
-//! skeleton serves health, readiness and token health; callbacks, login routes and the admin UI build on it.
+//! wxbridge HTTP surface (axum). Thin handlers: extract, authorise, call the domain, map the result. It serves
+//! health, readiness, token health, the directory lookup API and sync runs (started over HTTP, followed as
+//! Server-Sent Events); callbacks, login routes and the admin UI build on it.
 
 pub mod auth;
 pub mod error;
 mod middleware;
 pub mod openapi;
 mod routes;
+pub mod runs;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use domain::progress::ProgressHub;
 use domain::{Db, Tenants};
 use tokio::net::TcpListener;
 use wxbridge_config::Config;
@@ -25,6 +28,10 @@ pub struct AppState {
     pub tenants: Tenants,
     /// None only in tests that run without a database (readiness then reports it).
     pub db: Option<Db>,
+    /// Live fan-out of the progress of runs this process executes (SSE subscribers follow it).
+    pub progress: ProgressHub,
+    /// The runs this process executes in the background.
+    pub runs: runs::LocalRuns,
 }
 
 impl AppState {
@@ -33,6 +40,8 @@ impl AppState {
             config,
             tenants,
             db,
+            progress: ProgressHub::default(),
+            runs: runs::LocalRuns::default(),
         }
     }
 }

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes::{health, tokens};
+use crate::routes::{directory, health, sync, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,18 +16,54 @@ use crate::routes::{health, tokens};
         description = "The bridge between a business system and WeCom / WeChat. Tenant APIs take \
                        `Authorization: Bearer wxb_...` with one of the tenant's API keys."
     ),
-    paths(health::healthz, health::readyz, tokens::token_health),
+    paths(
+        health::healthz,
+        health::readyz,
+        tokens::token_health,
+        directory::user,
+        directory::user_by_wecom_userid,
+        directory::users,
+        directory::user_roles,
+        directory::role,
+        directory::role_members,
+        directory::role_department,
+        directory::role_by_department,
+        sync::start_sync,
+        sync::list_runs,
+        sync::get_run,
+        sync::run_events
+    ),
     components(schemas(
         ErrorBody,
         ErrorDetail,
         tokens::TokenHealthResponse,
         domain::TokenHealth,
-        domain::CredentialKind
+        domain::CredentialKind,
+        directory::UserDto,
+        directory::UserStatusDto,
+        directory::GenderDto,
+        directory::WecomMemberDto,
+        directory::UserSummaryDto,
+        directory::RoleDto,
+        directory::WecomDepartmentDto,
+        directory::UserRoleDto,
+        directory::UserRolesResponse,
+        directory::RoleMemberDto,
+        directory::RoleMembersResponse,
+        directory::UserListResponse,
+        sync::StartSyncRequest,
+        sync::StartSyncResponse,
+        sync::SyncRunDto,
+        sync::SyncRunsResponse,
+        sync::SyncCountersDto,
+        sync::EntityCountersDto
     )),
     modifiers(&ApiKeyScheme),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "tokens", description = "Access-token and ticket health per credential"),
+        (name = "directory", description = "Both-way lookup between local users/roles and WeCom members/departments"),
+        (name = "sync", description = "Directory sync runs: start, history, live progress (Server-Sent Events)"),
     )
 )]
 struct ApiDoc;

@@ -1,16 +1,20 @@
 //! Sync progress as Server-Sent Events: each event is `event: progress`, `id: <seq>`, `data: <json>`; a client
-//! that reconnects sends `Last-Event-ID` and resumes after that seq (the hub replays from the persisted log).
-//! The route itself (`GET /api/v1/tenants/{tenant}/sync/runs/{run}/events`) is registered with the sync engine,
-//! which owns the run registry a handler needs to tell a running run from an unknown one.
+//! that reconnects sends `Last-Event-ID` and resumes after that seq. A run this process executes is followed
+//! through the hub (persisted events replayed, then live ones); any other run through [`polled`], which
+//! reads the persisted log until the run's last event. The route is in `routes::sync`.
 
-// Until the route is registered only the tests call these.
-#![cfg_attr(not(test), allow(dead_code))]
-
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use domain::progress::{ProgressStream, SSE_EVENT, after_seq_from_last_event_id};
+use domain::Db;
+use domain::progress::{
+    DbProgressLog, ProgressError, ProgressEvent, ProgressLog, ProgressStream, SSE_EVENT, SyncRunId,
+    SyncStatus, after_seq_from_last_event_id,
+};
 use futures::stream::{Stream, StreamExt};
 
 /// The seq to resume after: the `Last-Event-ID` header of a reconnecting client, else 0 (from the start).
@@ -41,6 +45,93 @@ pub(crate) fn sse(events: ProgressStream) -> Sse<impl Stream<Item = Result<Event
         Ok(event)
     });
     Sse::new(frames).keep_alive(KeepAlive::default())
+}
+
+/// How often [`polled`] looks for new events of a run that is running elsewhere.
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The events of a run this process does not execute (finished, or running in another process on the same
+/// database), read from the log: everything after `after_seq`, then, while the run's record says `running`,
+/// whatever is appended, every `interval`. Ends after `Finished`, or once the run is no longer running and
+/// its log has been read to the end (a run that died without its `Finished` event still ends the stream).
+pub(crate) fn polled(
+    db: Db,
+    tenant: String,
+    run_id: SyncRunId,
+    after_seq: u64,
+    interval: Duration,
+) -> ProgressStream {
+    let log = Arc::new(DbProgressLog::new(db.clone(), tenant.clone()));
+    let state = Polled {
+        db,
+        tenant,
+        run_id,
+        log,
+        last_seq: after_seq,
+        pending: VecDeque::new(),
+        ending: false,
+        done: false,
+    };
+    futures::stream::unfold(state, move |mut st| async move {
+        st.next(interval).await.map(|item| (item, st))
+    })
+    .fuse()
+    .boxed()
+}
+
+struct Polled {
+    db: Db,
+    tenant: String,
+    run_id: SyncRunId,
+    log: Arc<DbProgressLog>,
+    last_seq: u64,
+    pending: VecDeque<ProgressEvent>,
+    /// The run is no longer running: one last read of the log, then the end.
+    ending: bool,
+    done: bool,
+}
+
+impl Polled {
+    async fn next(&mut self, interval: Duration) -> Option<Result<ProgressEvent, ProgressError>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some(event) = self.pending.pop_front() {
+                if event.seq <= self.last_seq {
+                    continue;
+                }
+                self.last_seq = event.seq;
+                self.done = event.is_finished();
+                return Some(Ok(event));
+            }
+            match self.log.events_after(self.run_id, self.last_seq).await {
+                Ok(events) if !events.is_empty() => {
+                    self.pending.extend(events);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+            if self.ending {
+                self.done = true;
+                return None;
+            }
+            match self.db.sync_run(&self.tenant, self.run_id).await {
+                // Read the log once more: events appended between the read above and this one.
+                Ok(Some(run)) if run.status != SyncStatus::Running => self.ending = true,
+                Ok(Some(_)) => tokio::time::sleep(interval).await,
+                Ok(None) => self.ending = true,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(ProgressError::Log(e.to_string())));
+                }
+            }
+        }
+    }
 }
 
 fn error_event() -> Event {
