@@ -1,11 +1,12 @@
 //! wxbridge domain services: the per-tenant runtime built from the configuration (`tenants`: API handles
 //! sharing one token manager), the setup checks behind `wxbridge check` (`check`), the directory sync
 //! (`directory`: fetch, diff planner, and the full sync run through the store) and run progress
-//! (`progress`). The account graph and sessions come later.
+//! (`progress`), and identity (`identity`: sessions and the WeChat account graph).
 
 pub mod check;
 pub mod directory;
 pub mod error;
+pub mod identity;
 pub mod progress;
 pub mod tenants;
 

@@ -9,4 +9,5 @@ mod directory_incremental;
 mod directory_plan;
 mod directory_sync;
 mod directory_tags;
+mod identity;
 mod progress;

@@ -1,6 +1,8 @@
 //! `wxbridge demo`: no configuration needed. Starts the simulator in-process with a generated organisation,
 //! writes a configuration for tenant `demo` pointing at it (SQLite in the data directory, a fresh API key
-//! stored only as a hash), starts the bridge, runs `check` against it and prints where to go next.
+//! stored only as a hash), starts the bridge, runs `check` against it, runs the first directory sync of the
+//! generated organisation with the live progress bar, and prints where to go next (lookup and sync API
+//! included) while the bridge keeps serving.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +11,9 @@ use domain::check::CheckReport;
 use wxbridge_config::{FileConfig, FileSecret, Sources};
 
 use super::serve::{init_tracing, load_or_print, runtime, start};
+use super::sync::{run_and_render, write_outcome_text};
 use super::{CmdError, CmdResult};
+use crate::progress::Mode;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -22,11 +26,11 @@ pub struct DemoArgs {
     /// Port of the simulator (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub sim_port: u16,
-    /// Members of the generated organisation.
-    #[arg(long, default_value_t = 300)]
+    /// Members of the generated organisation (enough to watch the first sync's progress bar move).
+    #[arg(long, default_value_t = 5000)]
     pub members: usize,
     /// Departments of the generated organisation (including the root).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 250)]
     pub departments: usize,
     /// Seed of the generated organisation (same seed, same organisation).
     #[arg(long, default_value_t = 7)]
@@ -98,6 +102,30 @@ async fn demo(args: DemoArgs) -> CmdResult {
     report.run_live(&state.tenants).await;
     print!("{}", report.to_text());
 
+    // The first sync of the generated organisation, drawn like `wxbridge sync`. A failure is reported and
+    // the bridge keeps serving: the sync API can run it again.
+    println!(
+        "\nfirst directory sync of {} members in {} departments:",
+        args.members, args.departments
+    );
+    let synced_run = match state.tenants.get("demo").cloned() {
+        Some(tenant) => {
+            let opts = domain::directory::sync_options(&tenant.config);
+            match run_and_render(&state, &tenant, opts, Mode::from_flag(false)).await {
+                Ok((outcome, _)) => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = write_outcome_text(&mut out, &outcome, 0);
+                    Some(outcome.run_id)
+                }
+                Err(e) => {
+                    eprintln!("warning: the first sync did not complete: {e}");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+
     let bridge_url = config
         .server
         .public_url
@@ -110,8 +138,30 @@ async fn demo(args: DemoArgs) -> CmdResult {
     println!("  bridge:        {bridge_url}");
     println!("  health:        {bridge_url}/healthz   readiness: {bridge_url}/readyz");
     println!("  API key:       {api_key}   (shown once; only its hash is in the config)");
+    let auth = format!("-H 'Authorization: Bearer {api_key}'");
+    let api = format!("{bridge_url}/api/v1/tenants/demo");
+    println!("  token status:  curl {auth} {api}/tokens");
+    println!("  OpenAPI:       {bridge_url}/api/v1/openapi.json");
+    let directory = sim.directory();
+    if let Some(m) = directory.members.first() {
+        let fragment = percent_encode(&m.name.chars().take(1).collect::<String>());
+        println!(
+            "  user by WeCom userid: curl {auth} {api}/wecom/users/{}",
+            m.userid
+        );
+        println!("  users by name:        curl {auth} '{api}/users?q={fragment}'");
+    }
+    println!("  user's roles:         curl {auth} {api}/users/<user_id>/roles");
+    println!("  role of department 1: curl {auth} {api}/wecom/departments/1");
+    println!("  role's members:       curl {auth} '{api}/roles/<role_id>/members?sub_roles=true'");
+    println!("  start a sync:         curl -X POST {auth} {api}/sync");
+    println!("  sync runs:            curl {auth} {api}/sync/runs");
+    if let Some(run) = synced_run {
+        println!("  first sync's events:  curl -N {auth} {api}/sync/runs/{run}/events");
+    }
     println!(
-        "  token status:  curl -H 'Authorization: Bearer {api_key}' {bridge_url}/api/v1/tenants/demo/tokens"
+        "  sync from the CLI:    wxbridge sync --config {} --tenant demo",
+        config_path.display()
     );
     println!("  simulator:     {sim_url}   (info: {sim_url}/_sim/info)");
     if let Some(corp) = info.corps.first()
@@ -138,4 +188,17 @@ async fn demo(args: DemoArgs) -> CmdResult {
         .map_err(|e| CmdError::new(format!("the server task failed: {e}")))?;
     running.shutdown().await;
     result.map_err(CmdError::new)
+}
+
+/// `s` for a URL query value: unreserved ASCII kept, every other byte as `%XX`.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
