@@ -27,7 +27,8 @@
 //! writes nothing, so the caller can retry the event later; except for `delete_*` events, where the event
 //! itself is WeCom's statement and the removal proceeds unless the re-read shows the object still exists.
 //!
-//! Tag membership (`update_tag`) is not handled here yet: it is reported as [`ChangeAction::Ignored`].
+//! Tag membership (`update_tag`) re-reads that tag through [`super::tags::apply_tag_change`], the full tag
+//! sync's own reconciliation (a failed read is DM008 and writes nothing).
 //! The function takes no sync lease: one event is one small transaction, and a full sync running at the
 //! same time re-reads everything anyway.
 
@@ -95,6 +96,13 @@ pub enum ChangeAction {
     Department { department_id: i64 },
     /// The department is gone upstream: its role archived, memberships closed (or already so).
     DepartmentArchived { department_id: i64 },
+    /// The tag was re-read and its role mirrored, or archived when gone upstream. `tag_rows` is what the
+    /// tag mirror wrote (department inclusions included); `applied` counts them as memberships.
+    Tag {
+        tagid: i64,
+        archived: bool,
+        tag_rows: store::TagApplyReport,
+    },
     /// Nothing to do, and why (an event about something the bridge never held, or not handled here).
     Ignored { reason: String },
 }
@@ -465,13 +473,17 @@ pub async fn apply_contact_change(
             let deleted = change.change_type() == ChangeType::DeleteParty;
             apply_department(&mut ctx, i64::from(id), deleted).await?
         }
-        ChangeType::UpdateTag => (
-            ChangeAction::Ignored {
-                reason: "tag membership changes are not mirrored by the directory apply".to_owned(),
-            },
-            SyncPlan::default(),
-            store::ApplyReport::default(),
-        ),
+        ChangeType::UpdateTag => {
+            let tagid = change
+                .tag_id()
+                .map_err(|e| bad_event(&change_type, e.to_string()))?
+                .ok_or_else(|| bad_event(&change_type, "TagId is missing"))?;
+            let r = super::tags::apply_tag_event(db, tenant, app, clock, &change_type, tagid, opts)
+                .await?;
+            ctx.calls += r.calls;
+            ctx.waits += r.rate_limit_waits;
+            super::tags::tag_action(i64::from(tagid), r)
+        }
         ChangeType::Other(t) => (
             ChangeAction::Ignored {
                 reason: format!("unknown ChangeType {t:?}"),

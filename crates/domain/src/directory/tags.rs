@@ -30,6 +30,8 @@ use wx_api::wecom::types::TagMembers;
 use wx_api::wecom::{WecomApp, api};
 
 use super::budget::CallBudget;
+use super::incremental::{ChangeAction, IncrementalOptions};
+use super::plan::SyncPlan;
 use super::upstream::ItemError;
 use crate::Db;
 use crate::error::DomainError;
@@ -349,4 +351,55 @@ pub async fn apply_tag_change(
     report.calls = reader.calls;
     report.rate_limit_waits = reader.waits;
     Ok(report)
+}
+
+/// The `update_tag` arm of [`super::incremental::apply_contact_change`]: [`apply_tag_change`] under the
+/// event's budget; a failed read is DM008 (nothing written) so the event can be applied again later.
+pub(crate) async fn apply_tag_event(
+    db: &Db,
+    tenant: &str,
+    app: &WecomApp,
+    clock: &dyn Clock,
+    change_type: &str,
+    tagid: u32,
+    opts: &IncrementalOptions,
+) -> Result<TagSyncReport, DomainError> {
+    let tag_opts = TagSyncOptions {
+        budget: opts.budget.clone(),
+        max_rate_limit_waits: opts.max_rate_limit_waits,
+    };
+    let r = apply_tag_change(db, tenant, app, clock, i64::from(tagid), &tag_opts, false).await?;
+    match r.errors.first() {
+        Some(e) => Err(DomainError::ContactRead {
+            change_type: change_type.to_owned(),
+            api: e.api,
+            item: e.item.clone(),
+            errcode: e.errcode,
+            message: e.reason(),
+        }),
+        None => Ok(r),
+    }
+}
+
+/// An applied tag event as the incremental outcome reports it: the tag's rows in the action, and in the
+/// directory report (a department joining or leaving the tag counts as a membership opened or closed).
+pub(crate) fn tag_action(
+    tagid: i64,
+    r: TagSyncReport,
+) -> (ChangeAction, SyncPlan, store::ApplyReport) {
+    let a = &r.applied;
+    let applied = store::ApplyReport {
+        roles_created: a.roles_created,
+        roles_updated: a.roles_updated,
+        roles_archived: a.roles_archived,
+        memberships_opened: a.memberships_opened + a.inclusions_opened,
+        memberships_closed: a.memberships_closed + a.inclusions_closed,
+        ..store::ApplyReport::default()
+    };
+    let action = ChangeAction::Tag {
+        tagid,
+        archived: !r.archived_tagids.is_empty(),
+        tag_rows: r.applied,
+    };
+    (action, SyncPlan::default(), applied)
 }

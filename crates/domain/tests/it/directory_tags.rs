@@ -17,8 +17,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use domain::Db;
 use domain::directory::{
-    CallBudget, SyncOptions, TagSyncOptions, TagSyncReport, apply_tag_change, run_full_sync,
-    sync_tags,
+    CallBudget, ChangeAction, IncrementalOptions, SyncOptions, TagSyncOptions, TagSyncReport,
+    apply_contact_change, apply_tag_change, run_full_sync, sync_tags,
 };
 use store::RoleOrigin;
 use wx_api::clock::Clock;
@@ -446,34 +446,37 @@ async fn an_update_tag_event_is_applied_by_re_reading_the_tag_and_a_replay_write
         let tagid = i64::from(change.tag_id().unwrap().unwrap());
         assert_eq!(tagid, 1);
 
-        let opts = TagSyncOptions::default();
-        let out = apply_tag_change(db, &t, &e.app, e.clock.as_ref(), tagid, &opts, false)
-            .await
-            .unwrap();
-        assert!(out.is_complete(), "{name}: {:?}", out.errors);
-        assert_eq!(out.calls, 1, "{name}: one tag/get");
+        // Through the incremental entry point, as the callback endpoint will call it.
+        let outcome = apply_contact_change(
+            db,
+            &t,
+            &e.app,
+            e.clock.as_ref(),
+            &change,
+            &IncrementalOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(outcome.calls, 1, "{name}: one tag/get");
+        let ChangeAction::Tag {
+            tagid: got,
+            archived,
+            tag_rows: out,
+        } = outcome.action.clone()
+        else {
+            panic!("{name}: {:?}", outcome.action)
+        };
+        assert_eq!((got, archived), (1, false));
+        assert_eq!(out.memberships_opened, 1, "{name}: {out:?}");
+        assert_eq!(out.memberships_closed, 1, "{name}: {out:?}");
+        assert_eq!(out.inclusions_opened, 1, "{name}: {out:?}");
         assert_eq!(
-            out.applied.memberships_opened, 1,
-            "{name}: {:?}",
-            out.applied
-        );
-        assert_eq!(
-            out.applied.memberships_closed, 1,
-            "{name}: {:?}",
-            out.applied
-        );
-        assert_eq!(
-            out.applied.inclusions_opened, 1,
-            "{name}: {:?}",
-            out.applied
-        );
-        assert_eq!(
-            out.applied.inclusions_closed,
+            out.inclusions_closed,
             tag.departments.len() as u64,
             "{name}"
         );
-        assert_eq!(out.applied.roles_created + out.applied.roles_updated, 0);
-        assert!(out.wrote());
+        assert_eq!(out.roles_created + out.roles_updated, 0);
+        assert!(outcome.wrote());
         assert_tags_match(db, &t, &e, name).await;
         // The leaver's membership is closed, not deleted: the user keeps no open tag membership.
         let leaver_user = db
@@ -491,6 +494,18 @@ async fn an_update_tag_event_is_applied_by_re_reading_the_tag_and_a_replay_write
         );
 
         // A redelivered event: re-read, nothing differs, nothing written.
+        let again = apply_contact_change(
+            db,
+            &t,
+            &e.app,
+            e.clock.as_ref(),
+            &change,
+            &IncrementalOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert!(!again.wrote(), "{name}: {:?}", again.action);
+        let opts = TagSyncOptions::default();
         let replay = apply_tag_change(db, &t, &e.app, e.clock.as_ref(), tagid, &opts, false)
             .await
             .unwrap();
