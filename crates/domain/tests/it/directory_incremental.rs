@@ -707,6 +707,37 @@ async fn events_out_of_order_converge_to_upstream_truth() {
             "{out:?}"
         );
 
+        // A member event arrives before the create_party events of its department and that department's
+        // parent: both are read (the parent chain) and created with the member.
+        e.sim
+            .add_department(department(9101, "上级新部门", 1))
+            .unwrap();
+        e.sim
+            .add_department(department(9102, "下级新部门", 9101))
+            .unwrap();
+        e.sim
+            .add_member(member("Early", "早到的人", &[9102]))
+            .unwrap();
+        let early = e.take_events().await;
+        assert_eq!(early.len(), 3);
+        let out = apply(&e, &e.app, db, &t, &early[2]).await;
+        assert_eq!(out.applied.roles_created, 2, "{name}: {out:?}");
+        assert_eq!(out.applied.users_created, 1);
+        let child = db
+            .role_by_department(&t, &e.corpid, 9102)
+            .await
+            .unwrap()
+            .unwrap();
+        let parent = db
+            .role_by_department(&t, &e.corpid, 9101)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(child.parent_id, Some(parent.id));
+        for msg in &early[..2] {
+            let out = apply(&e, &e.app, db, &t, msg).await;
+            assert!(!out.wrote(), "{name}: {:?}", out.applied);
+        }
         assert_full_sync_agrees(&e, db, &t, name).await;
     }
 }
