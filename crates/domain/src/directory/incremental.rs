@@ -623,7 +623,8 @@ async fn apply_member(
                 }
             }
             let mut m = m;
-            m.memberships.retain(|x| !unreadable.contains(&x.department_id));
+            m.memberships
+                .retain(|x| !unreadable.contains(&x.department_id));
             ctx.resolve_parents(&mut up, &mut local).await?;
             action = ChangeAction::Member {
                 userid: m.userid.clone(),
