@@ -12,3 +12,4 @@ mod migrations;
 mod replicas;
 mod sim;
 mod support;
+mod tags;
