@@ -7,3 +7,4 @@ mod cli_bench;
 mod cli_config;
 mod cli_crypto;
 mod cli_serve;
+mod cli_sync;
