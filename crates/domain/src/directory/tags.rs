@@ -48,6 +48,21 @@ pub struct TagSyncOptions {
     pub max_rate_limit_waits: u32,
 }
 
+impl TagSyncOptions {
+    /// The options a full sync run uses for its tags: the fetch's shared budget (or one of the same
+    /// size) and its block-window limit.
+    pub fn for_fetch(fetch: &super::upstream::FetchOptions) -> Self {
+        TagSyncOptions {
+            budget: Some(
+                fetch.budget.clone().unwrap_or_else(|| {
+                    Arc::new(CallBudget::new(fetch.calls_per_minute, fetch.burst))
+                }),
+            ),
+            max_rate_limit_waits: fetch.max_rate_limit_waits,
+        }
+    }
+}
+
 impl Default for TagSyncOptions {
     fn default() -> Self {
         TagSyncOptions {
