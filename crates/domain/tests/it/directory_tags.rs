@@ -670,3 +670,48 @@ async fn failed_tag_reads_remove_nothing() {
         e.take_events().await;
     }
 }
+
+#[tokio::test]
+async fn tag_reads_keep_to_the_budget_and_wait_out_45009() {
+    // At least three tags; the simulator allows two tag/get calls per minute.
+    let e = Env::generated(SimConfig::new(5, 300, 10)).await;
+    let n = e.sim.directory().tags.len();
+    assert!(n > 2, "{n} tags");
+    e.sim
+        .set_rate_limit("/cgi-bin/tag/get", 2, Duration::from_secs(60));
+    let (dbs, _dir) = databases().await;
+    let (name, db) = &dbs[0];
+    let t = tenant("tags-rate");
+    full_sync(&e, &e.app, db, &t).await;
+
+    // Unmetered: the 45009 block windows are waited out and every tag still read.
+    e.sim.reset_stats();
+    let unmetered = TagSyncOptions {
+        budget: None,
+        max_rate_limit_waits: 10,
+    };
+    let out = sync_tags(db, &t, &e.app, e.clock.as_ref(), &unmetered, false)
+        .await
+        .unwrap();
+    assert!(out.is_complete(), "{name}: {:?}", out.errors);
+    assert_eq!(out.tags_read, n);
+    assert!(out.rate_limit_waits > 0);
+    assert!(e.sim.stats().calls_with("/cgi-bin/tag/get", 45009) > 0);
+    assert_tags_match(db, &t, &e, name).await;
+
+    // Under a budget below the simulator's limit (one call a minute): no 45009 at all.
+    e.sim
+        .set_rate_limit("/cgi-bin/tag/get", 2, Duration::from_secs(60));
+    e.sim.reset_stats();
+    let budget = TagSyncOptions {
+        budget: Some(Arc::new(CallBudget::new(1, 1))),
+        max_rate_limit_waits: 0,
+    };
+    let out = sync_tags(db, &t, &e.app, e.clock.as_ref(), &budget, false)
+        .await
+        .unwrap();
+    assert!(out.is_complete(), "{name}: {:?}", out.errors);
+    assert_eq!(out.rate_limit_waits, 0);
+    assert_eq!(e.sim.stats().calls_with("/cgi-bin/tag/get", 45009), 0);
+    assert_eq!(out.applied.rows_written(), 0);
+}
