@@ -110,7 +110,10 @@ async fn demo(args: DemoArgs) -> CmdResult {
     );
     let synced_run = match state.tenants.get("demo").cloned() {
         Some(tenant) => {
-            let opts = domain::directory::sync_options(&tenant.config);
+            let mut opts = domain::directory::sync_options(&tenant.config);
+            // The demo's database may hold an organisation generated with other sizes by an earlier demo;
+            // the simulator is the truth here, so the removal guard does not stop the first sync.
+            opts.plan.override_guard = true;
             match run_and_render(&state, &tenant, opts, Mode::from_flag(false)).await {
                 Ok((outcome, _)) => {
                     let mut out = std::io::stdout().lock();

@@ -153,7 +153,16 @@ fn run(args: &SyncArgs) -> Result<SyncOutcome, Failure> {
         opts.dry_run = args.dry_run;
         opts.plan.override_guard = args.override_guard;
         let mode = Mode::from_flag(args.json);
-        let (outcome, _) = run_and_render(&state, &tenant, opts, mode).await?;
+        let (outcome, _) = match run_and_render(&state, &tenant, opts, mode).await {
+            Ok(done) => done,
+            Err(Failure::Run(e)) if args.json => {
+                // Scripts read the last line: it is the outcome even when the run failed.
+                let line = serde_json::json!({"type": "outcome", "status": "failed", "error": e.to_string()});
+                println!("{line}");
+                return Err(Failure::Run(e));
+            }
+            Err(e) => return Err(e),
+        };
         let mut out = io::stdout().lock();
         let written = if args.json {
             write_outcome_json(&mut out, &outcome, args.show)
