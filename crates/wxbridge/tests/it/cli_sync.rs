@@ -76,13 +76,18 @@ impl Sim {
     }
 
     fn sync(&self, db: &str, args: &[&str], env: &[(&str, &str)]) -> Out {
+        self.sync_on(&self.db_url(db), args, env)
+    }
+
+    /// `wxbridge sync` on the database at `url`.
+    fn sync_on(&self, url: &str, args: &[&str], env: &[(&str, &str)]) -> Out {
         let out = Command::new(env!("CARGO_BIN_EXE_wxbridge"))
             .arg("sync")
             .arg("--config")
             .arg(&self.config)
             .args(args)
             .current_dir(self.dir.path())
-            .env("WXBRIDGE_DATABASE__URL", self.db_url(db))
+            .env("WXBRIDGE_DATABASE__URL", url)
             .envs(env.iter().copied())
             .output()
             .unwrap();
@@ -400,4 +405,46 @@ fn partial_refused_and_running_runs_have_their_own_exit_codes() {
         ))
         .unwrap();
     assert!(still_ours, "the refused run did not take or drop the lease");
+}
+
+#[test]
+fn sync_on_postgres_creates_the_org_then_writes_nothing() {
+    let url = match std::env::var("WXBRIDGE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but WXBRIDGE_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("skipping: WXBRIDGE_TEST_POSTGRES_URL is not set");
+            return;
+        }
+    };
+    let sim = start_sim(15);
+    // A tenant of its own in the shared database: every row carries the tenant, so earlier runs of this
+    // test leave nothing this one would see.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let tenant = format!("cli-{:x}-{}", nanos, std::process::id());
+    let text = std::fs::read_to_string(&sim.config).unwrap();
+    std::fs::write(
+        &sim.config,
+        text.replace("[tenants.demo", &format!("[tenants.{tenant}")),
+    )
+    .unwrap();
+
+    let first = sim.sync_on(&url, &["--tenant", &tenant, "--json"], &[]);
+    assert_eq!(first.code, Some(0), "stderr: {}", first.stderr);
+    let (_, outcome) = json_lines(&first);
+    assert_eq!(outcome["status"], "succeeded");
+    assert_eq!(users(&outcome), (MEMBERS, 0, 0, 0));
+    assert_eq!(outcome["applied"]["roles_created"], DEPARTMENTS);
+
+    let again = sim.sync_on(&url, &["--tenant", &tenant, "--json"], &[]);
+    assert_eq!(again.code, Some(0), "stderr: {}", again.stderr);
+    let (_, outcome) = json_lines(&again);
+    assert_eq!(users(&outcome), (0, 0, 0, MEMBERS));
+    assert_eq!(applied_rows(&outcome), 0, "{outcome}");
 }
