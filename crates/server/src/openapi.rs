@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes::{directory, health, sync, tokens};
+use crate::routes::{directory, health, sessions, sync, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,7 +31,9 @@ use crate::routes::{directory, health, sync, tokens};
         sync::start_sync,
         sync::list_runs,
         sync::get_run,
-        sync::run_events
+        sync::run_events,
+        sessions::verify_session,
+        sessions::revoke_session
     ),
     components(schemas(
         ErrorBody,
@@ -56,7 +58,16 @@ use crate::routes::{directory, health, sync, tokens};
         sync::SyncRunDto,
         sync::SyncRunsResponse,
         sync::SyncCountersDto,
-        sync::EntityCountersDto
+        sync::EntityCountersDto,
+        sessions::VerifySessionRequest,
+        sessions::RevokeSessionRequest,
+        sessions::VerifySessionResponse,
+        sessions::RevokeSessionResponse,
+        sessions::SessionDto,
+        sessions::SessionUserDto,
+        sessions::SessionRoleDto,
+        sessions::IdentitiesDto,
+        sessions::WechatIdentityDto
     )),
     modifiers(&ApiKeyScheme),
     tags(
@@ -64,6 +75,7 @@ use crate::routes::{directory, health, sync, tokens};
         (name = "tokens", description = "Access-token and ticket health per credential"),
         (name = "directory", description = "Both-way lookup between local users/roles and WeCom members/departments"),
         (name = "sync", description = "Directory sync runs: start, history, live progress (Server-Sent Events)"),
+        (name = "sessions", description = "Verify and revoke login session tokens (wxs_...)"),
     )
 )]
 struct ApiDoc;

@@ -16,6 +16,10 @@ pub use session::{
     Provider, Session, SessionConfig, SessionOrigin, SessionToken, Sessions, TOKEN_PREFIX,
     VerifiedSession, looks_like_token, token_hash,
 };
+/// The stored shapes of the graph, re-exported so callers need not depend on `store`.
+pub use store::{
+    AppKind, IdentityAuditEntry, IdentityId, MergeReason, UserMergeRecord, WechatIdentity,
+};
 
 /// What went wrong in sessions or the account graph. Never carries a token or a session key.
 #[derive(Debug, thiserror::Error)]

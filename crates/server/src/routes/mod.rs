@@ -3,6 +3,7 @@
 pub(crate) mod directory;
 pub(crate) mod health;
 pub(crate) mod progress;
+pub(crate) mod sessions;
 pub(crate) mod sync;
 pub(crate) mod tokens;
 
@@ -20,6 +21,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/openapi.json", get(crate::openapi::serve_document))
         .merge(directory_routes())
         .merge(sync_routes())
+        .route(
+            "/api/v1/tenants/{tenant}/sessions/verify",
+            post(sessions::verify_session),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/sessions/revoke",
+            post(sessions::revoke_session),
+        )
         .fallback(|| async { WebError::NotFound })
 }
 

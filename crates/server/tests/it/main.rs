@@ -7,4 +7,5 @@
 mod full;
 mod openapi;
 mod router;
+mod sessions;
 mod support;
