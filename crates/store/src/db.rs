@@ -229,22 +229,30 @@ where
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
 {
     let migrate_err = |source| Error::Migrate { backend, source };
-    // Read what is already applied first so the report can name what this call added; the migrator
-    // itself only says "ok".
-    let before: Vec<i64> = {
-        let mut conn = pool
-            .acquire()
-            .await
-            .map_err(|source| Error::Connect { backend, source })?;
-        conn.ensure_migrations_table().await.map_err(migrate_err)?;
-        conn.list_applied_migrations()
-            .await
-            .map_err(migrate_err)?
+    // One connection holds the migration lock (an advisory lock on PostgreSQL, re-entrant per session;
+    // a no-op on SQLite) across reading what is already applied, creating the bookkeeping table and
+    // running the migrator, so replicas or test processes migrating one database at the same moment
+    // cannot race on `CREATE TABLE _sqlx_migrations` and the report names exactly what this call added.
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|source| Error::Connect { backend, source })?;
+    conn.lock().await.map_err(migrate_err)?;
+    let result = async {
+        conn.ensure_migrations_table().await?;
+        let before: Vec<i64> = conn
+            .list_applied_migrations()
+            .await?
             .into_iter()
             .map(|m| m.version)
-            .collect()
-    };
-    migrator.run(pool).await.map_err(migrate_err)?;
+            .collect();
+        migrator.run_direct(&mut *conn).await?;
+        Ok::<_, sqlx::migrate::MigrateError>(before)
+    }
+    .await;
+    let unlocked = conn.unlock().await;
+    let before = result.map_err(migrate_err)?;
+    unlocked.map_err(migrate_err)?;
     let applied = migrator
         .iter()
         .filter(|m| m.migration_type.is_up_migration() && !before.contains(&m.version))
