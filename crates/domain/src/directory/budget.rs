@@ -1,6 +1,7 @@
-//! A per-corp call budget: one token bucket per API on the injected `Clock`, so a sync stays under the
-//! platform's per-company, per-API limit (10,000/min) instead of discovering it through 45009. One budget
-//! can be shared (`Arc`) by every fetch of the same corp in the process.
+//! A per-corp call budget: token buckets per API on the injected `Clock`, so a sync stays under the
+//! platform's per-company, per-API limits (10,000/min and 150,000/hour) instead of discovering them through
+//! 45009 (whose hourly block lasts an hour). One budget can be shared (`Arc`) by every fetch of the same
+//! corp in the process.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,11 +13,15 @@ use wx_api::clock::Clock;
 /// `per_minute` calls per API, refilled continuously, with at most `burst` saved up. Callers reserve a slot
 /// and wait until it is due: the balance may go negative, which queues reservations in arrival order, so
 /// in any minute at most `per_minute + burst` calls to one API start.
+///
+/// With [`CallBudget::with_hourly`], a second bucket per API holds 90% of `per_hour` and refills the other
+/// 10% per hour, so no hour admits more than `per_hour` while a single big sync (under 90%) is not slowed.
 #[derive(Debug)]
 pub struct CallBudget {
     per_minute: u32,
     burst: f64,
-    buckets: Mutex<HashMap<&'static str, Bucket>>,
+    per_hour: u32,
+    buckets: Mutex<HashMap<&'static str, Buckets>>,
     calls: AtomicU64,
 }
 
@@ -26,15 +31,51 @@ struct Bucket {
     last_ms: i64,
 }
 
+impl Bucket {
+    /// Take one token, refilling `per_ms` up to `cap` first; the wait until the balance is back to zero.
+    fn take(&mut self, now_ms: i64, per_ms: f64, cap: f64) -> f64 {
+        // `now_ms` may be behind `last_ms` when callers read the clock before another reserved.
+        let elapsed = (now_ms - self.last_ms).max(0) as f64;
+        self.tokens = (self.tokens + elapsed * per_ms).min(cap);
+        self.last_ms = self.last_ms.max(now_ms);
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            0.0
+        } else {
+            -self.tokens / per_ms
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Buckets {
+    minute: Bucket,
+    hour: Option<Bucket>,
+}
+
+/// The share of the hourly budget a full bucket holds; the rest refills over the hour.
+const HOURLY_SAVED: f64 = 0.9;
+
 impl CallBudget {
     /// `per_minute` of 0 means unlimited. Buckets start full.
     pub fn new(per_minute: u32, burst: u32) -> Self {
         CallBudget {
             per_minute,
             burst: f64::from(burst.max(1)),
+            per_hour: 0,
             buckets: Mutex::new(HashMap::new()),
             calls: AtomicU64::new(0),
         }
+    }
+
+    /// Also keep every API under `per_hour` calls in any hour (0: no hourly budget).
+    pub fn with_hourly(mut self, per_hour: u32) -> Self {
+        self.per_hour = per_hour;
+        self
+    }
+
+    pub fn per_hour(&self) -> u32 {
+        self.per_hour
     }
 
     pub fn per_minute(&self) -> u32 {
@@ -49,25 +90,31 @@ impl CallBudget {
     /// Reserve one call to `api` at `now_ms`; returns how long the caller must wait before making it.
     pub fn reserve(&self, api: &'static str, now_ms: i64) -> Duration {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        if self.per_minute == 0 {
+        if self.per_minute == 0 && self.per_hour == 0 {
             return Duration::ZERO;
         }
-        let per_ms = f64::from(self.per_minute) / 60_000.0;
+        let hour_cap = f64::from(self.per_hour) * HOURLY_SAVED;
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let b = buckets.entry(api).or_insert(Bucket {
-            tokens: self.burst,
-            last_ms: now_ms,
+        let b = buckets.entry(api).or_insert_with(|| Buckets {
+            minute: Bucket {
+                tokens: self.burst,
+                last_ms: now_ms,
+            },
+            hour: (self.per_hour > 0).then_some(Bucket {
+                tokens: hour_cap,
+                last_ms: now_ms,
+            }),
         });
-        // `now_ms` may be behind `last_ms` when callers read the clock before another reserved.
-        let elapsed = (now_ms - b.last_ms).max(0) as f64;
-        b.tokens = (b.tokens + elapsed * per_ms).min(self.burst);
-        b.last_ms = b.last_ms.max(now_ms);
-        b.tokens -= 1.0;
-        if b.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_millis((-b.tokens / per_ms).ceil() as u64)
+        let mut wait_ms: f64 = 0.0;
+        if self.per_minute > 0 {
+            let per_ms = f64::from(self.per_minute) / 60_000.0;
+            wait_ms = b.minute.take(now_ms, per_ms, self.burst);
         }
+        if let Some(h) = &mut b.hour {
+            let per_ms = f64::from(self.per_hour) * (1.0 - HOURLY_SAVED) / 3_600_000.0;
+            wait_ms = wait_ms.max(h.take(now_ms, per_ms, hour_cap));
+        }
+        Duration::from_millis(wait_ms.ceil() as u64)
     }
 
     /// Reserve a call to `api` and wait (on `clock`) until it is due.
@@ -129,6 +176,27 @@ mod tests {
                 .count();
             assert!(n <= 105, "window {w}: {n}");
         }
+    }
+
+    #[test]
+    fn no_hour_admits_more_than_the_hourly_budget() {
+        // A minute budget that alone would allow 6,000/hour, under an hourly budget of 1,000.
+        let b = CallBudget::new(100, 5).with_hourly(1_000);
+        let starts: Vec<i64> = (0..3_000)
+            .map(|_| i64::try_from(b.reserve(A, 0).as_millis()).unwrap())
+            .collect();
+        // The saved 90% goes at the minute rate, then the hourly refill (100/hour) governs.
+        assert!(starts[899] < 10 * 60_000, "{}", starts[899]);
+        let last = *starts.last().unwrap();
+        for from in (0..last).step_by(60_000) {
+            let n = starts
+                .iter()
+                .filter(|s| **s >= from && **s < from + 3_600_000)
+                .count();
+            assert!(n <= 1_000, "hour from {from}: {n}");
+        }
+        // Another API has its own hourly bucket.
+        assert_eq!(b.reserve(B, 0), Duration::ZERO);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use wx_api::wecom::types::Gender;
 
 use super::local::{self, LocalStatus, MemberFields};
-use super::plan::{Change, SyncPlan};
+use super::plan::{Change, SyncPlan, UserCreate, UserUpdate};
 use super::upstream::{UpstreamDirectory, UpstreamMember};
 
 /// The store's gender as the planner sees it (`Unspecified` is "no value", as the planner treats it).
@@ -49,25 +49,24 @@ fn status_to_store(s: LocalStatus) -> store::UserStatus {
 /// The store's snapshot as the planner's [`local::LocalDirectory`]. Parents are WeCom department ids (0 for
 /// a top-level role); a member's main department is the membership flagged main.
 pub fn to_plan_local(stored: &store::LocalDirectory) -> local::LocalDirectory {
-    let dept_of_role: HashMap<i64, i64> = stored
-        .departments
+    into_plan_local(stored.clone())
+}
+
+/// [`to_plan_local`] consuming the store's snapshot: strings are moved, not copied, so the two snapshots
+/// never both hold every value (at 100k members that is a whole copy of the directory less at the peak).
+pub fn into_plan_local(stored: store::LocalDirectory) -> local::LocalDirectory {
+    let store::LocalDirectory {
+        departments: stored_departments,
+        members: stored_members,
+        memberships: stored_memberships,
+    } = stored;
+    let dept_of_role: HashMap<i64, i64> = stored_departments
         .iter()
         .map(|d| (d.role.id.get(), d.department_id))
         .collect();
-    let departments = stored.departments.iter().map(|d| local::LocalDepartment {
-        role_id: local::RoleId::new(d.role.id.get()),
-        department_id: d.department_id,
-        name: d.role.name.clone(),
-        parent_id: d
-            .role
-            .parent_id
-            .and_then(|p| dept_of_role.get(&p.get()).copied())
-            .unwrap_or(0),
-        order: d.role.sort_order,
-        archived: d.role.archived_at_ms.is_some(),
-    });
-    let mut memberships: HashMap<i64, (Vec<local::LocalMembership>, Option<i64>)> = HashMap::new();
-    for m in &stored.memberships {
+    let mut memberships: HashMap<i64, (Vec<local::LocalMembership>, Option<i64>)> =
+        HashMap::with_capacity(stored_members.len());
+    for m in stored_memberships {
         let Some(dept) = dept_of_role.get(&m.role_id.get()).copied() else {
             continue;
         };
@@ -81,19 +80,35 @@ pub fn to_plan_local(stored: &store::LocalDirectory) -> local::LocalDirectory {
             entry.1 = Some(dept);
         }
     }
-    let members = stored.members.iter().map(|m| {
-        let (mut ms, main) = memberships.remove(&m.user.id.get()).unwrap_or_default();
+    let departments: Vec<local::LocalDepartment> = stored_departments
+        .into_iter()
+        .map(|d| local::LocalDepartment {
+            role_id: local::RoleId::new(d.role.id.get()),
+            department_id: d.department_id,
+            parent_id: d
+                .role
+                .parent_id
+                .and_then(|p| dept_of_role.get(&p.get()).copied())
+                .unwrap_or(0),
+            order: d.role.sort_order,
+            archived: d.role.archived_at_ms.is_some(),
+            name: d.role.name,
+        })
+        .collect();
+    let members = stored_members.into_iter().map(|m| {
+        let u = m.user;
+        let (mut ms, main) = memberships.remove(&u.id.get()).unwrap_or_default();
         ms.sort_by_key(|x| x.department_id);
-        let u = &m.user;
+        ms.dedup_by_key(|x| x.department_id);
         local::LocalMember {
             user_id: local::UserId::new(u.id.get()),
-            userid: m.userid.clone(),
+            userid: m.userid,
             fields: MemberFields {
-                name: Some(u.name.clone()).filter(|n| !n.is_empty()),
-                mobile: u.mobile.clone(),
-                email: u.email.clone(),
-                avatar: u.avatar.clone(),
-                position: u.position.clone(),
+                name: Some(u.name).filter(|n| !n.is_empty()),
+                mobile: u.mobile,
+                email: u.email,
+                avatar: u.avatar,
+                position: u.position,
                 gender: gender_from_store(u.gender),
             },
             status: status_from_store(u.status),
@@ -195,54 +210,71 @@ pub fn member_changes(
     upstream: &UpstreamDirectory,
     local: &local::LocalDirectory,
 ) -> Vec<store::MemberUpsert> {
-    let mut out = Vec::with_capacity(plan.user_creates.len() + plan.user_updates.len());
-    for c in &plan.user_creates {
-        let memberships = match upstream.members.get(&c.userid) {
-            Some(m) => membership_specs(m),
-            None => Vec::new(),
-        };
-        out.push(store::MemberUpsert {
-            userid: c.userid.clone(),
-            open_userid: None,
-            fields: store::UserFields {
-                name: c.fields.name.clone().unwrap_or_else(|| c.userid.clone()),
-                mobile: c.fields.mobile.clone(),
-                email: c.fields.email.clone(),
-                avatar: c.fields.avatar.clone(),
-                position: c.fields.position.clone(),
-                gender: gender_to_store(c.fields.gender),
-                status: status_to_store(c.status),
-            },
-            memberships: Some(memberships),
-        });
+    member_changes_iter(plan, upstream, local).collect()
+}
+
+/// [`member_changes`] one at a time, so a chunked apply holds one chunk of writes, not all of them.
+pub fn member_changes_iter<'a>(
+    plan: &'a SyncPlan,
+    upstream: &'a UpstreamDirectory,
+    local: &'a local::LocalDirectory,
+) -> impl Iterator<Item = store::MemberUpsert> + 'a {
+    let creates = plan.user_creates.iter().map(|c| member_create(c, upstream));
+    let updates = plan
+        .user_updates
+        .iter()
+        .filter_map(|u| member_update(u, upstream, local));
+    creates.chain(updates)
+}
+
+fn member_create(c: &UserCreate, upstream: &UpstreamDirectory) -> store::MemberUpsert {
+    let memberships = match upstream.members.get(&c.userid) {
+        Some(m) => membership_specs(m),
+        None => Vec::new(),
+    };
+    store::MemberUpsert {
+        userid: c.userid.clone(),
+        open_userid: None,
+        fields: store::UserFields {
+            name: c.fields.name.clone().unwrap_or_else(|| c.userid.clone()),
+            mobile: c.fields.mobile.clone(),
+            email: c.fields.email.clone(),
+            avatar: c.fields.avatar.clone(),
+            position: c.fields.position.clone(),
+            gender: gender_to_store(c.fields.gender),
+            status: status_to_store(c.status),
+        },
+        memberships: Some(memberships),
     }
-    for u in &plan.user_updates {
-        let Some(l) = local.members.get(&u.userid) else {
-            continue;
-        };
-        let f = &u.fields;
-        let old = &l.fields;
-        let memberships = if u.memberships.is_empty() && u.main_department.is_none() {
-            None
-        } else {
-            upstream.members.get(&u.userid).map(membership_specs)
-        };
-        out.push(store::MemberUpsert {
-            userid: u.userid.clone(),
-            open_userid: None,
-            fields: store::UserFields {
-                name: set(old.name.clone(), &f.name).unwrap_or_else(|| u.userid.clone()),
-                mobile: set(old.mobile.clone(), &f.mobile),
-                email: set(old.email.clone(), &f.email),
-                avatar: set(old.avatar.clone(), &f.avatar),
-                position: set(old.position.clone(), &f.position),
-                gender: gender_to_store(set(old.gender, &f.gender)),
-                status: status_to_store(u.status.unwrap_or(l.status)),
-            },
-            memberships,
-        });
-    }
-    out
+}
+
+fn member_update(
+    u: &UserUpdate,
+    upstream: &UpstreamDirectory,
+    local: &local::LocalDirectory,
+) -> Option<store::MemberUpsert> {
+    let l = local.members.get(&u.userid)?;
+    let f = &u.fields;
+    let old = &l.fields;
+    let memberships = if u.memberships.is_empty() && u.main_department.is_none() {
+        None
+    } else {
+        upstream.members.get(&u.userid).map(membership_specs)
+    };
+    Some(store::MemberUpsert {
+        userid: u.userid.clone(),
+        open_userid: None,
+        fields: store::UserFields {
+            name: set(old.name.clone(), &f.name).unwrap_or_else(|| u.userid.clone()),
+            mobile: set(old.mobile.clone(), &f.mobile),
+            email: set(old.email.clone(), &f.email),
+            avatar: set(old.avatar.clone(), &f.avatar),
+            position: set(old.position.clone(), &f.position),
+            gender: gender_to_store(set(old.gender, &f.gender)),
+            status: status_to_store(u.status.unwrap_or(l.status)),
+        },
+        memberships,
+    })
 }
 
 /// A count as the store's u64 counters.

@@ -392,73 +392,109 @@ fn field_changes(
     l: &LocalMember,
     withheld: &BTreeSet<WithheldField>,
 ) -> FieldChanges {
-    let new = fields_of(up);
+    // Compared by reference: only a changed value is cloned (a no-change re-sync clones nothing).
     let old = &l.fields;
+    let gender = up.gender.filter(|g| *g != Gender::Unspecified);
     FieldChanges {
         // A missing name is never taken as "cleared": members always have one.
-        name: diff(new.name.as_ref(), old.name.as_ref(), true),
+        name: diff(up.name.as_ref(), old.name.as_ref(), true),
         mobile: diff(
-            new.mobile.as_ref(),
+            up.mobile.as_ref(),
             old.mobile.as_ref(),
             withheld.contains(&WithheldField::Mobile),
         ),
         email: diff(
-            new.email.as_ref(),
+            up.email.as_ref(),
             old.email.as_ref(),
             withheld.contains(&WithheldField::Email),
         ),
         avatar: diff(
-            new.avatar.as_ref(),
+            up.avatar.as_ref(),
             old.avatar.as_ref(),
             withheld.contains(&WithheldField::Avatar),
         ),
-        position: diff(new.position.as_ref(), old.position.as_ref(), false),
+        position: diff(up.position.as_ref(), old.position.as_ref(), false),
         gender: diff(
-            new.gender.as_ref(),
+            gender.as_ref(),
             old.gender.as_ref(),
             withheld.contains(&WithheldField::Gender),
         ),
     }
 }
 
+/// Both sides sorted by department id with no repeats (the fetch and the conversion guarantee it); a
+/// merge walk, so an unchanged member costs no allocation.
 fn membership_changes(
     up: &[UpstreamMembership],
     l: &LocalMember,
     counts: &mut Counts,
 ) -> Vec<MembershipChange> {
-    let old: BTreeMap<i64, _> = l.memberships.iter().map(|m| (m.department_id, m)).collect();
-    let new: BTreeMap<i64, _> = up.iter().map(|m| (m.department_id, m)).collect();
+    let old = &l.memberships;
+    let sorted_up = up.is_sorted_by(|a, b| a.department_id < b.department_id);
+    let sorted_old = old.is_sorted_by(|a, b| a.department_id < b.department_id);
+    if !(sorted_up && sorted_old) {
+        // Callers building the inputs by hand: sort (and drop repeats) first.
+        let mut up = up.to_vec();
+        up.sort_by_key(|m| m.department_id);
+        up.dedup_by_key(|m| m.department_id);
+        let mut l = l.clone();
+        l.memberships.sort_by_key(|m| m.department_id);
+        l.memberships.dedup_by_key(|m| m.department_id);
+        return membership_changes(&up, &l, counts);
+    }
+    let same = up.len() == old.len()
+        && up.iter().zip(old).all(|(n, o)| {
+            n.department_id == o.department_id && n.is_leader == o.is_leader && n.order == o.order
+        });
+    if same {
+        counts.unchanged += up.len();
+        return Vec::new();
+    }
     let mut out = Vec::new();
-    let ids: BTreeSet<i64> = old.keys().chain(new.keys()).copied().collect();
-    for id in ids {
-        match (new.get(&id), old.get(&id)) {
-            (Some(n), None) => {
+    let (mut i, mut j) = (0, 0);
+    loop {
+        let n = up.get(i);
+        let o = old.get(j);
+        let ord = match (n, o) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(n), Some(o)) => n.department_id.cmp(&o.department_id),
+        };
+        match (ord, n, o) {
+            (std::cmp::Ordering::Less, Some(n), _) => {
                 out.push(MembershipChange::Open {
-                    department_id: id,
+                    department_id: n.department_id,
                     is_leader: n.is_leader,
                     order: n.order,
                 });
                 counts.created += 1;
+                i += 1;
             }
-            (None, Some(_)) => {
-                out.push(MembershipChange::Close { department_id: id });
+            (std::cmp::Ordering::Greater, _, Some(o)) => {
+                out.push(MembershipChange::Close {
+                    department_id: o.department_id,
+                });
                 counts.removed += 1;
+                j += 1;
             }
-            (Some(n), Some(o)) => {
+            (_, Some(n), Some(o)) => {
                 let is_leader = Some(n.is_leader).filter(|x| *x != o.is_leader);
                 let order = Some(n.order).filter(|x| *x != o.order);
                 if is_leader.is_none() && order.is_none() {
                     counts.unchanged += 1;
                 } else {
                     out.push(MembershipChange::Update {
-                        department_id: id,
+                        department_id: n.department_id,
                         is_leader,
                         order,
                     });
                     counts.updated += 1;
                 }
+                i += 1;
+                j += 1;
             }
-            (None, None) => {}
+            _ => break,
         }
     }
     out

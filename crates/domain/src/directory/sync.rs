@@ -37,7 +37,7 @@ pub struct SyncOptions {
     pub chunk_size: usize,
     /// Live fan-out of the run's events; persisted events are written either way.
     pub hub: Option<ProgressHub>,
-    /// How long the lease holds without renewal. Default 5 minutes; renewed at every step.
+    /// How long the lease holds without renewal. Default 5 minutes; renewed on a timer while the run lasts.
     pub lease_ttl: Duration,
     /// Test hook simulating a killed run: stop after this many applied chunks (the run ends `failed`).
     pub stop_after_chunks: Option<usize>,
@@ -156,6 +156,31 @@ impl Run<'_> {
         self.fail("progress", e)
     }
 
+    /// Renews the lease once a third of its TTL has passed on the run's clock, checking on a real-time
+    /// tick for as long as it is polled (a tick on the injected clock would move a simulated clock).
+    /// Returns only when the lease is lost, or could not be renewed for a whole TTL.
+    async fn keep_lease(&self) -> DomainError {
+        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        let every_ms = (ttl_ms / 3).max(1);
+        let tick = (self.ttl / 6).clamp(Duration::from_millis(20), Duration::from_secs(5));
+        let mut renewed_at = self.clock.now_ms();
+        loop {
+            tokio::time::sleep(tick).await;
+            let now = self.clock.now_ms();
+            if now - renewed_at < every_ms {
+                continue;
+            }
+            match self.renew().await {
+                Ok(()) => renewed_at = now,
+                Err(e @ DomainError::SyncLeaseLost { .. }) => return e,
+                Err(e) if now - renewed_at >= ttl_ms => return e,
+                Err(e) => {
+                    tracing::warn!(run = %self.id, error = %e, "sync lease renewal failed; retrying");
+                }
+            }
+        }
+    }
+
     async fn renew(&self) -> Result<(), DomainError> {
         let held = self
             .db
@@ -221,7 +246,18 @@ async fn run_holding_lease(
         TrackerConfig::default(),
     );
     let mut counters = store::SyncCounters::default();
-    match steps(&run, app, opts, &mut tracker, &mut counters).await {
+    // The work runs beside a timer that keeps the lease; losing the lease ends the work at its next await
+    // (an apply transaction cut short rolls back, so only whole chunks are ever written).
+    let result = {
+        let work = steps(&run, app, opts, &mut tracker, &mut counters);
+        tokio::pin!(work);
+        tokio::select! {
+            biased;
+            r = &mut work => r,
+            e = run.keep_lease() => Err(e),
+        }
+    };
+    match result {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
             // Record the failure; the original error is what the caller needs to see.
@@ -283,15 +319,18 @@ async fn steps(
         .await
         .map_err(|e| run.progress(e))?;
 
+    let t = std::time::Instant::now();
     let stored = run
         .db
         .load_directory(run.tenant, run.corpid)
         .await
         .map_err(|e| run.fail("loading the local directory", e))?;
-    let local = convert::to_plan_local(&stored);
-    drop(stored);
+    let local = convert::into_plan_local(stored);
+    tracing::debug!(run = %run.id, ms = t.elapsed().as_millis() as u64, "sync: local directory loaded");
 
+    let t = std::time::Instant::now();
     let mut upstream = fetch_with_progress(run, app, opts, tracker).await?;
+    tracing::debug!(run = %run.id, ms = t.elapsed().as_millis() as u64, calls = upstream.calls, "sync: fetched");
     run.renew().await?;
     convert::detach_unknown_parents(&mut upstream, &local);
     convert::drop_unstorable_main_departments(&mut upstream);
@@ -301,7 +340,9 @@ async fn steps(
         .start_phase(Phase::Diff, Some(total_items as u64))
         .await
         .map_err(|e| run.progress(e))?;
+    let t = std::time::Instant::now();
     let p = plan(&upstream, &local, opts.plan);
+    tracing::debug!(run = %run.id, ms = t.elapsed().as_millis() as u64, "sync: planned");
     *counters = convert::counters(&p);
     tracker
         .advance(total_items as u64, users_delta(p.counters.users))
@@ -321,10 +362,13 @@ async fn steps(
     let mut stopped = None;
     if !opts.dry_run && !p.is_empty() {
         let departments = convert::department_changes(&p, &upstream, &local);
-        let members = convert::member_changes(&p, &upstream, &local);
+        // Member writes are built chunk by chunk (an update whose local member vanished is skipped, so
+        // the plan's counts are an upper bound; the last chunk is the one after which nothing is left).
+        let mut rest = convert::member_changes_iter(&p, &upstream, &local).peekable();
+        let member_count = p.user_creates.len() + p.user_updates.len();
         let chunk_size = opts.chunk_size.max(1);
-        let member_chunks = members.len().div_ceil(chunk_size).max(1);
-        let total = departments.len() + members.len() + p.user_leaves.len() + p.role_archives.len();
+        let member_chunks = member_count.div_ceil(chunk_size).max(1);
+        let total = departments.len() + member_count + p.user_leaves.len() + p.role_archives.len();
         tracker
             .start_phase(Phase::Apply, Some(total as u64))
             .await
@@ -332,19 +376,19 @@ async fn steps(
         // Chunk 1 carries every department (members reference them); the last carries the removals, which
         // come after all members so a member moving out of an archived department is written first.
         let mut departments = Some(departments);
-        let mut rest = members.into_iter();
-        for i in 0..member_chunks {
+        for _ in 0..member_chunks {
             if opts.stop_after_chunks.is_some_and(|n| chunks_applied >= n) {
                 stopped = Some(format!(
                     "stopped after {chunks_applied} of {member_chunks} chunks (test hook)"
                 ));
                 break;
             }
-            let last = i + 1 == member_chunks;
+            let members: Vec<store::MemberUpsert> = rest.by_ref().take(chunk_size).collect();
+            let last = rest.peek().is_none();
             let changes = store::DirectoryChanges {
                 renames: Vec::new(),
                 departments: departments.take().unwrap_or_default(),
-                members: rest.by_ref().take(chunk_size).collect(),
+                members,
                 left_userids: if last {
                     p.user_leaves.iter().map(|l| l.userid.clone()).collect()
                 } else {
@@ -390,9 +434,13 @@ async fn steps(
                 .await
                 .map_err(|e| run.fail("saving the checkpoint", e))?;
             run.renew().await?;
+            if last {
+                break;
+            }
         }
     }
 
+    tracing::debug!(run = %run.id, chunks = chunks_applied, "sync: applied");
     let (status, reason) = match stopped {
         Some(why) => (SyncStatus::Failed, Some(why)),
         None => (status, reason),
@@ -450,18 +498,7 @@ async fn fetch_with_progress(
     };
     let drain = async {
         let mut first_err: Option<ProgressError> = None;
-        let mut lease_err: Option<DomainError> = None;
-        // A long fetch must not outlive the lease: renew once a third of the TTL has passed.
-        let renew_every = i64::try_from(run.ttl.as_millis() / 3).unwrap_or(i64::MAX);
-        let mut renewed_at = run.clock.now_ms();
         while let Some(ev) = rx.recv().await {
-            let now = run.clock.now_ms();
-            if lease_err.is_none() && now - renewed_at >= renew_every {
-                renewed_at = now;
-                if let Err(e) = run.renew().await {
-                    lease_err = Some(e);
-                }
-            }
             let r = match ev {
                 FetchProgress::Phase { phase, total } => tracker.start_phase(phase, total).await,
                 FetchProgress::Advanced { items, .. } => {
@@ -476,12 +513,9 @@ async fn fetch_with_progress(
                 first_err.get_or_insert(e);
             }
         }
-        (first_err, lease_err)
+        first_err
     };
-    let (upstream, (err, lease_err)) = tokio::join!(fetch, drain);
-    if let Some(e) = lease_err {
-        return Err(e);
-    }
+    let (upstream, err) = tokio::join!(fetch, drain);
     match err {
         Some(e) => Err(run.progress(e)),
         None => Ok(upstream),

@@ -244,6 +244,9 @@ pub struct FetchOptions {
     /// Per-corp budget in calls per minute to each API; 0 = unlimited. Default 9,000: with the burst, under
     /// the platform's 10,000/min per company and API. Ignored when `budget` is given.
     pub calls_per_minute: u32,
+    /// Per-corp budget in calls per hour to each API; 0 = none. Default 135,000: under the platform's
+    /// 150,000/hour per company and API. Ignored when `budget` is given.
+    pub calls_per_hour: u32,
     /// Calls the budget may save up per API. Default 100.
     pub burst: u32,
     /// A budget shared with other work on the same corp (incremental sync...); a fresh one when `None`.
@@ -262,6 +265,7 @@ impl Default for FetchOptions {
         FetchOptions {
             concurrency: 8,
             calls_per_minute: 9_000,
+            calls_per_hour: 135_000,
             burst: 100,
             budget: None,
             strategy: StrategyChoice::Auto,
@@ -376,10 +380,11 @@ pub async fn fetch_directory(
 ) -> UpstreamDirectory {
     let ctx = Arc::new(Ctx {
         app: app.clone(),
-        budget: opts
-            .budget
-            .clone()
-            .unwrap_or_else(|| Arc::new(CallBudget::new(opts.calls_per_minute, opts.burst))),
+        budget: opts.budget.clone().unwrap_or_else(|| {
+            Arc::new(
+                CallBudget::new(opts.calls_per_minute, opts.burst).with_hourly(opts.calls_per_hour),
+            )
+        }),
         clock,
         max_waits: opts.max_rate_limit_waits,
         waits: std::sync::atomic::AtomicU64::new(0),

@@ -681,3 +681,46 @@ async fn scale_full_sync() {
         first.applied, first.chunks_applied, first.calls
     );
 }
+
+/// One upstream call that outlasts the lease TTL: the run's timer keeps renewing the lease meanwhile, so
+/// another holder is refused, and the run completes instead of finding its lease lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lease_is_renewed_on_a_timer_while_a_call_outlasts_its_ttl() {
+    let e = env(SimConfig::new(5, 30, 3)).await;
+    let (dbs, _dir) = databases().await;
+    for (name, db) in dbs {
+        let t = tenant("lease-timer");
+        e.sim.hold_api("/cgi-bin/user/list");
+        // Real time on both sides: the lease expires by the clock the run is given.
+        let clock: Arc<dyn Clock> = Arc::new(wx_api::clock::SystemClock);
+        let opts = SyncOptions {
+            lease_ttl: Duration::from_millis(600),
+            fetch: domain::directory::FetchOptions {
+                calls_per_minute: 0,
+                ..domain::directory::FetchOptions::default()
+            },
+            ..SyncOptions::default()
+        };
+        let task = {
+            let (db, app, t, clock) = (db.clone(), e.app.clone(), t.clone(), clock.clone());
+            tokio::spawn(async move { run_full_sync(&db, &t, &app, clock, opts).await })
+        };
+        // Three TTLs with the fetch stuck on one call.
+        tokio::time::sleep(Duration::from_millis(1_800)).await;
+        let taken = db
+            .try_sync_lease(
+                &t,
+                &e.corpid,
+                "other-process",
+                clock.now_ms(),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        e.sim.release_api("/cgi-bin/user/list");
+        assert!(!taken, "{name}: the lease lapsed while the run was waiting");
+        let out = task.await.unwrap().unwrap();
+        assert_eq!(out.status, SyncStatus::Succeeded, "{name}");
+        assert_eq!(out.applied.users_created, 30, "{name}");
+    }
+}

@@ -256,6 +256,8 @@ fn db_url(dir: &Path) -> String {
 }
 
 async fn bench_sync(args: BenchSyncArgs) -> CmdResult {
+    // Quiet unless asked: WXBRIDGE_LOG=domain=debug shows the sync's phase timings.
+    super::serve::init_tracing_with_default("warn");
     let t = Instant::now();
     let (_sim, info) = start_sim(&args)?;
     let base = info
@@ -312,6 +314,12 @@ async fn bench_sync(args: BenchSyncArgs) -> CmdResult {
     let opts = || domain::directory::SyncOptions {
         fetch: domain::directory::FetchOptions {
             calls_per_minute: args.budget_per_minute,
+            // Budget off means off: no hourly budget either.
+            calls_per_hour: if args.budget_per_minute == 0 {
+                0
+            } else {
+                domain::directory::FetchOptions::default().calls_per_hour
+            },
             concurrency: args.concurrency,
             strategy: match args.strategy {
                 BenchStrategy::Auto => domain::directory::StrategyChoice::Auto,
