@@ -226,65 +226,64 @@ impl AccountGraph {
     ) -> Result<Resolution, IdentityError> {
         let mut identity = identity;
         let mut events = Vec::new();
-        let mut learned = false;
-        match (identity.unionid.as_deref(), unionid) {
-            (None, Some(u)) => {
-                learned = true;
-                if identity.pinned {
-                    // An operator placed this identity: record the unionid, move nobody.
-                    self.db
-                        .learn_wechat_unionid(tenant, identity.id, u, now)
-                        .await?;
-                } else {
-                    let holders = self.db.wechat_identities_by_unionid(tenant, u).await?;
-                    let mut users: BTreeSet<UserId> = holders
-                        .iter()
-                        .filter(|h| !h.pinned)
-                        .map(|h| h.user_id)
-                        .collect();
-                    users.insert(identity.user_id);
-                    if users.len() == 1 {
-                        self.db
-                            .learn_wechat_unionid(tenant, identity.id, u, now)
+        if let (Some(stored), Some(u)) = (identity.unionid.as_deref(), unionid)
+            && stored != u
+        {
+            // A unionid cannot change upstream; keep the stored one and say so.
+            tracing::warn!(
+                tenant,
+                identity.id = identity.id.get(),
+                "login brought a different unionid than the stored one; keeping the stored one"
+            );
+        }
+        let learned = identity.unionid.is_none() && unionid.is_some();
+        let effective = identity.unionid.clone().or(unionid.map(str::to_owned));
+        match effective {
+            // An operator placed this identity: record the unionid, move nobody.
+            Some(u) if identity.pinned && learned => {
+                self.db
+                    .learn_wechat_unionid(tenant, identity.id, &u, now)
+                    .await?;
+            }
+            Some(_) if identity.pinned => {}
+            // Converge every user holding the unionid through an unpinned identity. Usually only
+            // when the unionid is new to this identity, but also when two first logins raced and
+            // each made a user: the next login of either joins them.
+            Some(u) => {
+                let holders = self.db.wechat_identities_by_unionid(tenant, &u).await?;
+                let mut users: BTreeSet<UserId> = holders
+                    .iter()
+                    .filter(|h| !h.pinned)
+                    .map(|h| h.user_id)
+                    .collect();
+                users.insert(identity.user_id);
+                let mut learn = learned.then(|| (identity.id, u.clone()));
+                if users.len() > 1 {
+                    let survivor = self.survivor(tenant, &users).await?;
+                    for from in users.iter().copied().filter(|id| *id != survivor) {
+                        let record = self
+                            .db
+                            .merge_users(
+                                tenant,
+                                &UserMerge {
+                                    from_user: from,
+                                    into_user: survivor,
+                                    reason: MergeReason::Unionid,
+                                    unionid: Some(u.clone()),
+                                    actor: SYSTEM_ACTOR.to_owned(),
+                                    learn_unionid: learn.take(),
+                                },
+                                now,
+                            )
                             .await?;
-                    } else {
-                        let survivor = self.survivor(tenant, &users).await?;
-                        let mut learn = Some((identity.id, u.to_owned()));
-                        for from in users.iter().copied().filter(|id| *id != survivor) {
-                            let record = self
-                                .db
-                                .merge_users(
-                                    tenant,
-                                    &UserMerge {
-                                        from_user: from,
-                                        into_user: survivor,
-                                        reason: MergeReason::Unionid,
-                                        unionid: Some(u.to_owned()),
-                                        actor: SYSTEM_ACTOR.to_owned(),
-                                        learn_unionid: learn.take(),
-                                    },
-                                    now,
-                                )
-                                .await?;
-                            events.push(self.merged(tenant, record));
-                        }
-                        if learn.is_some() {
-                            self.db
-                                .learn_wechat_unionid(tenant, identity.id, u, now)
-                                .await?;
-                        }
+                        events.push(self.merged(tenant, record));
                     }
                 }
+                if let Some((id, u)) = learn {
+                    self.db.learn_wechat_unionid(tenant, id, &u, now).await?;
+                }
             }
-            (Some(stored), Some(u)) if stored != u => {
-                // A unionid cannot change upstream; keep the stored one and say so.
-                tracing::warn!(
-                    tenant,
-                    identity.id = identity.id.get(),
-                    "login brought a different unionid than the stored one; keeping the stored one"
-                );
-            }
-            _ => {}
+            None => {}
         }
         let profile_changed = login
             .profile

@@ -652,3 +652,47 @@ async fn injection_like_input_is_stored_literally_and_bad_input_refused() {
         assert_eq!(empty.identity.unionid, None);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_first_logins_end_in_one_identity_and_one_user() {
+    let (dbs, _dir) = databases().await;
+    for (backend, db) in dbs {
+        let t = tenant("race");
+        let clock = Arc::new(ManualClock::new(START_MS));
+        let graph = AccountGraph::new(db.clone(), clock.clone());
+
+        // The same first login eight times at once: one identity, one user.
+        let same = login("wxmp", AppKind::MiniProgram, "oSame", Some("uSame"));
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (g, t, l) = (graph.clone(), t.clone(), same.clone());
+            tasks.push(tokio::spawn(async move {
+                g.resolve_wechat_identity(&t, &l).await
+            }));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for task in tasks {
+            ids.insert(task.await.unwrap().unwrap().identity.id);
+        }
+        assert_eq!(ids.len(), 1, "{backend}");
+
+        // Two apps' first logins with one unionid at once may each make a user; the next login of
+        // either joins them, with one merge.
+        let a = login("wxa", AppKind::MiniProgram, "oA", Some("uRace"));
+        let b = login("wxb", AppKind::OfficialAccount, "oB", Some("uRace"));
+        let (ra, rb) = tokio::join!(
+            graph.resolve_wechat_identity(&t, &a),
+            graph.resolve_wechat_identity(&t, &b)
+        );
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        let again = graph.resolve_wechat_identity(&t, &a).await.unwrap();
+        let again_b = graph.resolve_wechat_identity(&t, &b).await.unwrap();
+        assert_eq!(again.user_id, again_b.user_id, "{backend}");
+        let merges = ra.events.len() + rb.events.len() + again.events.len() + again_b.events.len();
+        assert_eq!(
+            merges,
+            usize::from(ra.user_id != rb.user_id),
+            "{backend}: one merge exactly when the race made two users"
+        );
+    }
+}

@@ -22,6 +22,17 @@ fn query_error(source: sqlx::Error) -> Error {
     }
 }
 
+/// Every transaction here reads, then writes. SQLite would start it as a reader and fail at once with
+/// "database is locked" when another writer got in between (a lock upgrade does not wait); IMMEDIATE
+/// takes the write lock up front, waiting under the busy timeout. PostgreSQL needs nothing special.
+async fn begin_write(pool: &Pool) -> Result<Tx, Error> {
+    match BACKEND {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
+    }
+    .map_err(query_error)
+}
+
 // ---- identities ----
 
 pub(super) async fn identity(
@@ -29,7 +40,9 @@ pub(super) async fn identity(
     tenant: &str,
     id: i64,
 ) -> Result<Option<WechatIdentity>, Error> {
-    let sql = format!("SELECT {IDENTITY_COLS} FROM wechat_identities i WHERE i.tenant = $1 AND i.id = $2");
+    let sql = format!(
+        "SELECT {IDENTITY_COLS} FROM wechat_identities i WHERE i.tenant = $1 AND i.id = $2"
+    );
     let row: Option<IdentityRow> = sqlx::query_as(&sql)
         .bind(tenant)
         .bind(id)
@@ -96,12 +109,13 @@ pub(super) async fn identities_of_user(
 }
 
 async fn user_exists(tx: &mut Tx, tenant: &str, user_id: i64) -> Result<bool, Error> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE tenant = $1 AND id = $2")
-        .bind(tenant)
-        .bind(user_id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(query_error)?;
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM users WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(query_error)?;
     Ok(found.is_some())
 }
 
@@ -160,7 +174,7 @@ pub(super) async fn insert_identity(
     new: &NewWechatIdentity,
     now: i64,
 ) -> Result<WechatIdentity, Error> {
-    let mut tx = pool.begin().await.map_err(query_error)?;
+    let mut tx = begin_write(pool).await?;
     if !user_exists(&mut tx, tenant, user_id).await? {
         return Err(Error::NotFound {
             what: "user",
@@ -179,7 +193,7 @@ pub(super) async fn create_user_with_identity(
     new: &NewWechatIdentity,
     now: i64,
 ) -> Result<WechatIdentity, Error> {
-    let mut tx = pool.begin().await.map_err(query_error)?;
+    let mut tx = begin_write(pool).await?;
     let user_id = insert_user(&mut tx, tenant, fields, now).await?;
     let identity = insert_identity_tx(&mut tx, tenant, user_id, new, now).await?;
     tx.commit().await.map_err(query_error)?;
@@ -237,7 +251,7 @@ pub(super) async fn learn_unionid(
     unionid: &str,
     now: i64,
 ) -> Result<bool, Error> {
-    let mut tx = pool.begin().await.map_err(query_error)?;
+    let mut tx = begin_write(pool).await?;
     let learned = learn_unionid_tx(&mut tx, tenant, id, unionid, now).await?;
     tx.commit().await.map_err(query_error)?;
     Ok(learned)
@@ -253,7 +267,7 @@ pub(super) async fn merge_users(
 ) -> Result<UserMergeRecord, Error> {
     let from = merge.from_user.get();
     let into = merge.into_user.get();
-    let mut tx = pool.begin().await.map_err(query_error)?;
+    let mut tx = begin_write(pool).await?;
     for id in [from, into] {
         if !user_exists(&mut tx, tenant, id).await? {
             return Err(Error::NotFound { what: "user", id });
@@ -274,14 +288,15 @@ pub(super) async fn merge_users(
     .fetch_all(&mut *tx)
     .await
     .map_err(query_error)?;
-    let sessions = sqlx::query("UPDATE sessions SET user_id = $3 WHERE tenant = $1 AND user_id = $2")
-        .bind(tenant)
-        .bind(from)
-        .bind(into)
-        .execute(&mut *tx)
-        .await
-        .map_err(query_error)?
-        .rows_affected();
+    let sessions =
+        sqlx::query("UPDATE sessions SET user_id = $3 WHERE tenant = $1 AND user_id = $2")
+            .bind(tenant)
+            .bind(from)
+            .bind(into)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error)?
+            .rows_affected();
     let mut identities: Vec<IdentityId> = moved.into_iter().map(IdentityId::from_raw).collect();
     identities.sort();
     let detail = MergeDetail {
@@ -352,7 +367,7 @@ pub(super) async fn relink_identity(
     note: Option<&str>,
     now: i64,
 ) -> Result<IdentityAuditEntry, Error> {
-    let mut tx = pool.begin().await.map_err(query_error)?;
+    let mut tx = begin_write(pool).await?;
     let from: Option<i64> =
         sqlx::query_scalar("SELECT user_id FROM wechat_identities WHERE tenant = $1 AND id = $2")
             .bind(tenant)
@@ -438,8 +453,9 @@ pub(super) async fn audit_of_identity(
     tenant: &str,
     id: i64,
 ) -> Result<Vec<IdentityAuditEntry>, Error> {
-    let sql =
-        format!("SELECT {AUDIT_COLS} FROM identity_audit WHERE tenant = $1 AND identity_id = $2 ORDER BY id");
+    let sql = format!(
+        "SELECT {AUDIT_COLS} FROM identity_audit WHERE tenant = $1 AND identity_id = $2 ORDER BY id"
+    );
     let rows: Vec<AuditRowTuple> = sqlx::query_as(&sql)
         .bind(tenant)
         .bind(id)
@@ -457,7 +473,7 @@ pub(super) async fn put_session_key(
     identity_id: i64,
     key: &SealedSessionKey,
 ) -> Result<(), Error> {
-    let mut tx = pool.begin().await.map_err(query_error)?;
+    let mut tx = begin_write(pool).await?;
     let owned: Option<i64> =
         sqlx::query_scalar("SELECT id FROM wechat_identities WHERE tenant = $1 AND id = $2")
             .bind(tenant)
@@ -516,7 +532,7 @@ pub(super) async fn insert_session(
     tenant: &str,
     new: &NewSession,
 ) -> Result<SessionRow, Error> {
-    let mut tx = pool.begin().await.map_err(query_error)?;
+    let mut tx = begin_write(pool).await?;
     if !user_exists(&mut tx, tenant, new.user_id.get()).await? {
         return Err(Error::NotFound {
             what: "user",
@@ -549,7 +565,8 @@ pub(super) async fn session_by_hash(
     tenant: &str,
     token_hash: &str,
 ) -> Result<Option<SessionRow>, Error> {
-    let sql = format!("SELECT {SESSION_COLS} FROM sessions s WHERE s.tenant = $1 AND s.token_hash = $2");
+    let sql =
+        format!("SELECT {SESSION_COLS} FROM sessions s WHERE s.tenant = $1 AND s.token_hash = $2");
     let row: Option<SessionRowTuple> = sqlx::query_as(&sql)
         .bind(tenant)
         .bind(token_hash)
@@ -564,8 +581,9 @@ pub(super) async fn sessions_of_user(
     tenant: &str,
     user_id: i64,
 ) -> Result<Vec<SessionRow>, Error> {
-    let sql =
-        format!("SELECT {SESSION_COLS} FROM sessions s WHERE s.tenant = $1 AND s.user_id = $2 ORDER BY s.id");
+    let sql = format!(
+        "SELECT {SESSION_COLS} FROM sessions s WHERE s.tenant = $1 AND s.user_id = $2 ORDER BY s.id"
+    );
     let rows: Vec<SessionRowTuple> = sqlx::query_as(&sql)
         .bind(tenant)
         .bind(user_id)
@@ -631,4 +649,31 @@ pub(super) async fn revoke_user_sessions(
     .await
     .map_err(query_error)?;
     Ok(done.rows_affected())
+}
+
+// ---- profile values learned at login (mini-program phone number, user info) ----
+
+pub(super) async fn set_user_profile(
+    pool: &Pool,
+    tenant: &str,
+    user_id: i64,
+    name: &str,
+    mobile: Option<&str>,
+    avatar: Option<&str>,
+    now: i64,
+) -> Result<bool, Error> {
+    let done = sqlx::query(
+        "UPDATE users SET name = $3, mobile = $4, avatar = $5, updated_at_ms = $6 \
+         WHERE tenant = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(user_id)
+    .bind(name)
+    .bind(mobile)
+    .bind(avatar)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map_err(query_error)?;
+    Ok(done.rows_affected() > 0)
 }
