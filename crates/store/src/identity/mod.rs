@@ -226,6 +226,23 @@ impl Db {
         dispatch!(self, audit_of_identity(tenant, id.get()))
     }
 
+    /// Set a user's name, mobile and avatar (values a login learned: a mini program's phone number or
+    /// user info). The caller decides which values to keep; false when the user does not exist.
+    pub async fn set_user_profile(
+        &self,
+        tenant: &str,
+        user_id: UserId,
+        name: &str,
+        mobile: Option<&str>,
+        avatar: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, Error> {
+        dispatch!(
+            self,
+            set_user_profile(tenant, user_id.get(), name, mobile, avatar, now_ms)
+        )
+    }
+
     // ---- sealed session keys ----
 
     /// Store (or replace) the sealed session_key of a mini-program identity.
