@@ -53,11 +53,12 @@ impl TagSyncOptions {
     /// size) and its block-window limit.
     pub fn for_fetch(fetch: &super::upstream::FetchOptions) -> Self {
         TagSyncOptions {
-            budget: Some(
-                fetch.budget.clone().unwrap_or_else(|| {
-                    Arc::new(CallBudget::new(fetch.calls_per_minute, fetch.burst))
-                }),
-            ),
+            budget: Some(fetch.budget.clone().unwrap_or_else(|| {
+                Arc::new(
+                    CallBudget::new(fetch.calls_per_minute, fetch.burst)
+                        .with_hourly(fetch.calls_per_hour),
+                )
+            })),
             max_rate_limit_waits: fetch.max_rate_limit_waits,
         }
     }
