@@ -48,6 +48,43 @@ fn tenant(test: &str) -> String {
     format!("{test}-{nanos}")
 }
 
+/// Rows of `sessions` with the token in any text column, and rows with its SHA-256 as token_hash.
+async fn raw_token_counts(db: &Db, token: &str) -> (i64, i64) {
+    let clear = "SELECT count(*) FROM sessions WHERE token_hash = $1 OR provider = $1 OR app = $1 \
+                 OR tenant = $1 OR token_hash LIKE '%' || $2 || '%'";
+    let hashed = "SELECT count(*) FROM sessions WHERE token_hash = $1";
+    let tail = &token[4..];
+    let hash = token_hash(token);
+    if let Some(pool) = db.sqlite() {
+        let a = sqlx::query_scalar(clear)
+            .bind(token)
+            .bind(tail)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let b = sqlx::query_scalar(hashed)
+            .bind(&hash)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        (a, b)
+    } else {
+        let pool = db.postgres().unwrap();
+        let a = sqlx::query_scalar(clear)
+            .bind(token)
+            .bind(tail)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let b = sqlx::query_scalar(hashed)
+            .bind(&hash)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        (a, b)
+    }
+}
+
 fn login(appid: &str, kind: AppKind, openid: &str, unionid: Option<&str>) -> WechatLogin {
     WechatLogin {
         appid: appid.to_owned(),
@@ -112,6 +149,9 @@ async fn session_lifecycle_with_a_manual_clock() {
         let row_text = format!("{:?}", rows[0]);
         assert!(!row_text.contains(&text[4..]), "{backend}: {row_text}");
         assert!(db.session_by_token_hash(&t, &text).await.unwrap().is_none());
+        // And straight from the table: no text column holds the token, the hash is there once.
+        let (in_clear, hashed) = raw_token_counts(&db, &text).await;
+        assert_eq!((in_clear, hashed), (0, 1), "{backend}");
 
         // Verify: the user comes back; last_seen moves at most once a minute.
         let ok = sessions.verify(&t, &text).await.unwrap();
