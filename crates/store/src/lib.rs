@@ -10,6 +10,7 @@ mod db;
 mod directory;
 mod error;
 mod identity;
+mod oauth_state;
 mod token_store;
 
 pub use db::{AppliedMigration, Backend, Db, MigrationReport};
