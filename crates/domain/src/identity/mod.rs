@@ -6,6 +6,8 @@
 //! provider and app it came through. Business backends then call [`Sessions::verify`].
 
 pub mod graph;
+pub mod jssdk;
+pub mod miniprogram;
 pub mod session;
 
 pub use graph::{
