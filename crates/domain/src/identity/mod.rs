@@ -7,7 +7,6 @@
 
 pub mod graph;
 pub mod jssdk;
-pub mod miniprogram;
 pub mod session;
 
 pub use graph::{
