@@ -28,4 +28,5 @@ pub use identity::{
     NewWechatIdentity, SealedSessionKey, SessionId, SessionRow, UserMerge, UserMergeRecord,
     WechatIdentity,
 };
+pub use oauth_state::OAuthStateRow;
 pub use token_store::SqlTokenStore;

@@ -1,5 +1,5 @@
--- OAuth login state (issue 4): the server-wide secret that signs `state`, and the nonces of states
--- already used, so a state is accepted once. Released migrations are never edited; add a new file.
+-- OAuth login state (issue 4): the server-wide secret that signs `state`, and the pending logins the
+-- states stand for. Released migrations are never edited; add a new file.
 
 -- Secrets the server generates once and shares through the database, so every replica on one database
 -- signs and verifies alike. `name` says what the secret is for (`oauth_state`); `value` is hex.
@@ -9,14 +9,18 @@ CREATE TABLE server_secrets (
     created_at_ms BIGINT NOT NULL
 );
 
--- A nonce is inserted when its state is consumed by a callback; a second insert conflicts, so a
--- replayed state is refused. Rows past `expires_at_ms` are useless (the state itself has expired) and
--- are pruned as new nonces arrive.
-CREATE TABLE oauth_state_nonces (
+-- One login in progress. WeChat and WeCom allow only 128 characters of [a-zA-Z0-9] in `state`, too
+-- little for a return_to URL, so the `state` sent upstream is the nonce and its HMAC, and what the login
+-- needs afterwards (provider, app, return_to, flow) waits here as JSON. `consumed_at_ms` is set by the
+-- one callback that uses it; a replay finds it set. Rows past `expires_at_ms` are pruned as new logins
+-- start.
+CREATE TABLE oauth_states (
     tenant         TEXT   NOT NULL,
     nonce          TEXT   NOT NULL,
+    payload        TEXT   NOT NULL,
+    created_at_ms  BIGINT NOT NULL,
     expires_at_ms  BIGINT NOT NULL,
-    consumed_at_ms BIGINT NOT NULL,
+    consumed_at_ms BIGINT,
     PRIMARY KEY (tenant, nonce)
 );
-CREATE INDEX oauth_state_nonces_expiry ON oauth_state_nonces (expires_at_ms);
+CREATE INDEX oauth_states_expiry ON oauth_states (expires_at_ms);
