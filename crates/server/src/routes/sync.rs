@@ -6,8 +6,9 @@
 //! - `GET .../sync/runs/{run_id}/events`: the run's progress as Server-Sent Events, replayed from the start
 //!   (or after `Last-Event-ID`) and then followed live, ending after the `finished` event.
 //!
-//! The sync talks to WeCom with the tenant's contacts secret when it has one, else with its first self-built
-//! app (by name), whose visibility scope then limits what is synced.
+//! The run's credential and options come from the tenant's `[..wecom.directory]` settings
+//! (`domain::directory::{directory_credential, sync_options}`), as for `wxbridge sync`: by default the
+//! contacts secret, else the first self-built app, whose visibility scope then limits what is synced.
 
 use std::sync::Arc;
 
@@ -139,13 +140,9 @@ pub struct SyncRunsQuery {
     limit: Option<u32>,
 }
 
-/// The app a tenant syncs its directory with: the contacts secret if configured, else the first self-built
-/// app by name.
-pub(crate) fn sync_app(tenant: &Tenant) -> Option<&WecomApp> {
-    tenant.contacts().or_else(|| {
-        let wecom = tenant.config.wecom.as_ref()?;
-        wecom.apps.keys().find_map(|name| tenant.wecom_app(name))
-    })
+/// The app a tenant syncs its directory with (see [`domain::directory::directory_credential`]).
+fn sync_app(tenant: &Tenant) -> Option<&WecomApp> {
+    domain::directory::directory_credential(tenant).and_then(|c| c.wecom())
 }
 
 fn run_urls(tenant: &str, run: SyncRunId) -> (String, String) {
@@ -178,18 +175,81 @@ pub async fn start_sync(
     let request: StartSyncRequest = if body.iter().all(u8::is_ascii_whitespace) {
         StartSyncRequest::default()
     } else {
-        serde_json::from_slice(&body)
+        // Through a Value first: serde would also read a struct from a JSON array.
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| WebError::BadRequest(format!("bad request body: {e}")))?;
+        if !value.is_object() {
+            return Err(WebError::BadRequest(
+                "the request body must be a JSON object".into(),
+            ));
+        }
+        serde_json::from_value(value)
             .map_err(|e| WebError::BadRequest(format!("bad request body: {e}")))?
     };
     let db = database(&state)?.clone();
     if sync_app(&tenant).is_none() {
-        return Err(WebError::BadRequest(format!(
-            "tenant {} has no WeCom contacts secret or app to sync with",
-            tenant.key()
-        )));
+        return Err(WebError::BadRequest(
+            domain::directory::no_directory_app_reason(&tenant),
+        ));
     }
 
-    let base = domain::directory::SyncOptions::default();
+    // The lease outlives a run's `finished` event by a moment (it is released right after), so a client that
+    // starts again as soon as it sees `finished` can find the lease held while no run is running: in that
+    // case (and only then) try again for a short while.
+    let mut attempts = 0;
+    let reply = loop {
+        attempts += 1;
+        let reply = spawn_run(&state, tenant.clone(), db.clone(), &request).await;
+        match reply {
+            Ok(Err(DomainError::SyncRunning { run: None, .. }))
+                if attempts < LEASE_TAIL_ATTEMPTS =>
+            {
+                tokio::time::sleep(LEASE_TAIL_PAUSE).await;
+            }
+            other => break other,
+        }
+    };
+    match reply {
+        Ok(Ok(run)) => {
+            let (run_url, events_url) = run_urls(&tenant_key, run);
+            let mut resp = (
+                StatusCode::ACCEPTED,
+                Json(StartSyncResponse {
+                    run_id: run.get(),
+                    run_url: run_url.clone(),
+                    events_url,
+                }),
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&run_url) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(resp)
+        }
+        Ok(Err(DomainError::SyncRunning { corpid, run })) => Err(WebError::SyncRunning {
+            corpid,
+            run_id: run.map(SyncRunId::get),
+        }),
+        Ok(Err(e)) => Err(internal(e)),
+        Err(_) => Err(WebError::Internal(
+            "the sync task ended without reporting".into(),
+        )),
+    }
+}
+
+/// How often, and how far apart, a start that found the corp's lease held by no running run is retried.
+const LEASE_TAIL_ATTEMPTS: u32 = 20;
+const LEASE_TAIL_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Start one run in the background; the answer is its id as soon as it is recorded, or the error that
+/// stopped it before (the lease is held).
+async fn spawn_run(
+    state: &AppState,
+    tenant: Arc<Tenant>,
+    db: domain::Db,
+    request: &StartSyncRequest,
+) -> Result<Result<SyncRunId, DomainError>, tokio::sync::oneshot::error::RecvError> {
+    let base = domain::directory::sync_options(&tenant.config);
     let (created_tx, mut created_rx) = tokio::sync::mpsc::unbounded_channel();
     let opts = domain::directory::SyncOptions {
         dry_run: request.dry_run,
@@ -251,32 +311,7 @@ pub async fn start_sync(
         .instrument(span),
     );
 
-    match reply_rx.await {
-        Ok(Ok(run)) => {
-            let (run_url, events_url) = run_urls(&tenant_key, run);
-            let mut resp = (
-                StatusCode::ACCEPTED,
-                Json(StartSyncResponse {
-                    run_id: run.get(),
-                    run_url: run_url.clone(),
-                    events_url,
-                }),
-            )
-                .into_response();
-            if let Ok(v) = HeaderValue::from_str(&run_url) {
-                resp.headers_mut().insert(header::LOCATION, v);
-            }
-            Ok(resp)
-        }
-        Ok(Err(DomainError::SyncRunning { corpid, run })) => Err(WebError::SyncRunning {
-            corpid,
-            run_id: run.map(SyncRunId::get),
-        }),
-        Ok(Err(e)) => Err(internal(e)),
-        Err(_) => Err(WebError::Internal(
-            "the sync task ended without reporting".into(),
-        )),
-    }
+    reply_rx.await
 }
 
 /// Recent sync runs of the tenant, latest first.

@@ -4,8 +4,11 @@
 // Helpers outside #[test] functions are test code too; clippy.toml only exempts the test functions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api_env;
+mod directory_api;
 mod full;
 mod openapi;
 mod router;
 mod sessions;
 mod support;
+mod sync_api;
