@@ -7,6 +7,7 @@
 
 pub mod graph;
 pub mod jssdk;
+pub mod miniprogram;
 pub mod session;
 
 pub use graph::{
