@@ -8,6 +8,7 @@
 pub mod graph;
 pub mod jssdk;
 pub mod miniprogram;
+pub mod oauth;
 pub mod session;
 
 pub use graph::{
