@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod guard;
 mod middleware;
 pub mod openapi;
 mod routes;
@@ -49,7 +50,9 @@ impl AppState {
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     routes::routes()
-        .with_state(state)
+        .with_state(state.clone())
+        // For layers that need the state without being built with it (guard::require_origin).
+        .layer(axum::Extension(state))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn(middleware::request_id_and_span))
 }

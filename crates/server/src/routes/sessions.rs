@@ -26,6 +26,7 @@ use wx_api::clock::SystemClock;
 use crate::AppState;
 use crate::auth::authorised_tenant;
 use crate::error::{ErrorBody, ErrorDetail, WebError};
+use crate::guard::OriginRequirement;
 use crate::routes::directory::{UserStatusDto, WecomMemberDto, database, internal};
 
 /// The body of both routes.
@@ -175,7 +176,7 @@ impl IntoResponse for SessionRouteError {
     }
 }
 
-fn sessions(db: &Db) -> Sessions {
+pub(crate) fn sessions(db: &Db) -> Sessions {
     Sessions::new(db.clone(), Arc::new(SystemClock), SessionConfig::default())
 }
 
@@ -210,22 +211,12 @@ pub async fn verify_session(
     let req = body(payload)?;
     let db = database(&state)?;
     let verified = sessions(db).verify(tenant.key(), &req.token).await?;
-    let s = &verified.session;
-    let wrong_provider = req
-        .require_provider
-        .as_deref()
-        .is_some_and(|p| p != s.provider);
-    let wrong_app = req.require_app.as_deref().is_some_and(|a| a != s.app);
-    if wrong_provider || wrong_app {
-        return Err(SessionRouteError::Session {
-            status: StatusCode::FORBIDDEN,
-            code: "session_provider_mismatch",
-            message: format!(
-                "the session came through provider `{}` and app `{}`, not the required one",
-                s.provider, s.app
-            ),
-        });
+    // The same check the route guard (crate::guard) applies.
+    OriginRequirement {
+        provider: req.require_provider,
+        app: req.require_app,
     }
+    .check(&verified.session)?;
     Ok(Json(response(db, tenant.key(), verified).await?))
 }
 
