@@ -220,7 +220,7 @@ pub async fn verify_session(
     Ok(Json(response(db, tenant.key(), verified).await?))
 }
 
-async fn response(
+pub(crate) async fn response(
     db: &Db,
     tenant: &str,
     verified: VerifiedSession,
