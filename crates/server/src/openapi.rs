@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes::{directory, health, sessions, sync, tokens};
+use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,7 +33,10 @@ use crate::routes::{directory, health, sessions, sync, tokens};
         sync::get_run,
         sync::run_events,
         sessions::verify_session,
-        sessions::revoke_session
+        sessions::revoke_session,
+        miniprogram::login,
+        miniprogram::decrypt,
+        miniprogram::phone
     ),
     components(schemas(
         ErrorBody,
@@ -67,7 +70,14 @@ use crate::routes::{directory, health, sessions, sync, tokens};
         sessions::SessionUserDto,
         sessions::SessionRoleDto,
         sessions::IdentitiesDto,
-        sessions::WechatIdentityDto
+        sessions::WechatIdentityDto,
+        miniprogram::MiniCodeRequest,
+        miniprogram::MiniDecryptRequest,
+        miniprogram::DecryptKindDto,
+        miniprogram::MiniUserDto,
+        miniprogram::MiniLoginResponse,
+        miniprogram::MiniPhoneResponse,
+        miniprogram::MiniDecryptResponse
     )),
     modifiers(&ApiKeyScheme),
     tags(
@@ -76,6 +86,7 @@ use crate::routes::{directory, health, sessions, sync, tokens};
         (name = "directory", description = "Both-way lookup between local users/roles and WeCom members/departments"),
         (name = "sync", description = "Directory sync runs: start, history, live progress (Server-Sent Events)"),
         (name = "sessions", description = "Verify and revoke login session tokens (wxs_...)"),
+        (name = "miniprograms", description = "Mini-program login (code -> session token), encryptedData decryption and phone numbers"),
     )
 )]
 struct ApiDoc;

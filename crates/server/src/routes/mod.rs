@@ -2,6 +2,7 @@
 
 pub(crate) mod directory;
 pub(crate) mod health;
+pub(crate) mod miniprogram;
 pub(crate) mod progress;
 pub(crate) mod sessions;
 pub(crate) mod sync;
@@ -21,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/openapi.json", get(crate::openapi::serve_document))
         .merge(directory_routes())
         .merge(sync_routes())
+        .merge(miniprogram::routes())
         .route(
             "/api/v1/tenants/{tenant}/sessions/verify",
             post(sessions::verify_session),
