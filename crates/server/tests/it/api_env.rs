@@ -1,4 +1,4 @@
-//! A server on a real port over a migrated database (SQLite, and PostgreSQL when
+//! A server on a real port over a migrated database (SQLite, and a throwaway PostgreSQL database when
 //! WXBRIDGE_TEST_POSTGRES_URL is set; required under CI=true), with a tenant syncing from the simulator and
 //! a second tenant (`beta`, another corp) with its own key, plus helpers to call it and read SSE streams.
 
@@ -42,10 +42,30 @@ pub struct ApiEnv {
     pub beta: String,
     pub beta_key: String,
     pub corpid: String,
+    config: Arc<wxbridge_config::Config>,
+    db: Db,
+    /// The throwaway PostgreSQL database, dropped by [`ApiEnv::shutdown`].
+    pg_database: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), server::ServerError>>>,
     running: Option<RunningSim>,
     _dir: tempfile::TempDir,
+}
+
+/// A new empty PostgreSQL database on the configured server (so a test never depends on the migration
+/// state of a shared one): its URL and name.
+async fn create_pg_database() -> (String, String) {
+    let server_url = std::env::var("WXBRIDGE_TEST_POSTGRES_URL").unwrap();
+    let admin = Db::connect(&server_url).await.unwrap();
+    let name = format!("wxb_test_{:016x}", rand::random::<u64>());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(admin.postgres().unwrap())
+        .await
+        .unwrap();
+    admin.close().await;
+    let mut url = url::Url::parse(&server_url).unwrap();
+    url.set_path(&name);
+    (url.to_string(), name)
 }
 
 /// A tenant key no other test run uses, so a shared PostgreSQL database needs no cleanup.
@@ -77,13 +97,17 @@ pub async fn api_env(backend: &str, cfg: SimConfig) -> ApiEnv {
     let config = config_from(&toml);
 
     let dir = tempfile::tempdir().unwrap();
-    let db = match backend {
-        "sqlite" => Db::connect(&format!("sqlite://{}/wx.db", dir.path().display()))
-            .await
-            .unwrap(),
-        "postgres" => Db::connect(&std::env::var("WXBRIDGE_TEST_POSTGRES_URL").unwrap())
-            .await
-            .unwrap(),
+    let (db, pg_database) = match backend {
+        "sqlite" => (
+            Db::connect(&format!("sqlite://{}/wx.db", dir.path().display()))
+                .await
+                .unwrap(),
+            None,
+        ),
+        "postgres" => {
+            let (url, name) = create_pg_database().await;
+            (Db::connect(&url).await.unwrap(), Some(name))
+        }
         other => panic!("unknown backend {other}"),
     };
     db.migrate().await.unwrap();
@@ -93,14 +117,8 @@ pub async fn api_env(backend: &str, cfg: SimConfig) -> ApiEnv {
         Arc::new(MemoryTokenStore::new()),
         Arc::new(SystemClock),
     );
-    let tenants = Tenants::build(&config, tokens).unwrap();
-    let state = AppState::new(Arc::new(config), tenants, Some(db.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve_on(state, listener, async {
-        let _ = stopped.await;
-    }));
+    let config = Arc::new(config);
+    let (addr, stop, server) = spawn_server(config.clone(), db.clone()).await;
     let corpid = sim.info().corps[0].corpid.clone();
     ApiEnv {
         sim,
@@ -111,11 +129,38 @@ pub async fn api_env(backend: &str, cfg: SimConfig) -> ApiEnv {
         beta,
         beta_key,
         corpid,
+        config,
+        db,
+        pg_database,
         stop: Some(stop),
         server: Some(server),
         running: Some(running),
         _dir: dir,
     }
+}
+
+type Spawned = (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), server::ServerError>>,
+);
+
+/// A server (its own tenants, token cache, progress hub) over `db` on a fresh port.
+async fn spawn_server(config: Arc<wxbridge_config::Config>, db: Db) -> Spawned {
+    let tokens = Tenants::token_manager(
+        &config,
+        Arc::new(MemoryTokenStore::new()),
+        Arc::new(SystemClock),
+    );
+    let tenants = Tenants::build(&config, tokens).unwrap();
+    let state = AppState::new(config, tenants, Some(db));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve_on(state, listener, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, server)
 }
 
 /// Guards against a hang (a stream that never ends); not a performance assertion.
@@ -210,6 +255,30 @@ impl ApiEnv {
         run
     }
 
+    /// A second server on the same database and configuration, as another replica would be: it does not
+    /// share this one's progress hub or run registry. The returned env shares the simulator; shut it down
+    /// with [`ApiEnv::shutdown`] too (it leaves the simulator running).
+    pub async fn replica(&self) -> ApiEnv {
+        let (addr, stop, server) = spawn_server(self.config.clone(), self.db.clone()).await;
+        ApiEnv {
+            sim: self.sim.clone(),
+            http: self.http.clone(),
+            base: format!("http://{addr}"),
+            tenant: self.tenant.clone(),
+            key: self.key.clone(),
+            beta: self.beta.clone(),
+            beta_key: self.beta_key.clone(),
+            corpid: self.corpid.clone(),
+            config: self.config.clone(),
+            db: self.db.clone(),
+            pg_database: None,
+            stop: Some(stop),
+            server: Some(server),
+            running: None,
+            _dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -219,6 +288,17 @@ impl ApiEnv {
         }
         if let Some(running) = self.running.take() {
             running.shutdown().await;
+        }
+        if let Some(name) = self.pg_database.take() {
+            self.db.close().await;
+            let admin = Db::connect(&std::env::var("WXBRIDGE_TEST_POSTGRES_URL").unwrap())
+                .await
+                .unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(admin.postgres().unwrap())
+                .await
+                .unwrap();
+            admin.close().await;
         }
     }
 }

@@ -45,6 +45,57 @@ fn same_rates(mut frames: Vec<Frame>) -> Vec<Frame> {
     frames
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_replica_refuses_a_second_start_and_streams_the_run_from_the_log() {
+    for backend in backends() {
+        let env = api_env(backend, SimConfig::new(9, 30, 5)).await;
+        let replica = env.replica().await;
+        across_replicas(&env, &replica).await;
+        replica.shutdown().await;
+        env.shutdown().await;
+    }
+}
+
+/// A run started on one server, seen from another over the same database: the lease refuses a second start
+/// there too, and its event stream (read from the log, since that server does not execute the run) follows
+/// the run to the end.
+async fn across_replicas(env: &ApiEnv, replica: &ApiEnv) {
+    env.sim.hold_api("/cgi-bin/user/list");
+    let run = env.started("").await;
+    let (status, json) = replica.start_sync("").await;
+    assert_eq!(status, 409, "{json}");
+    assert_eq!(json["error"]["run_id"], run);
+
+    let subscriber = {
+        let http = replica.http.clone();
+        let url = replica.url(&replica.tenant, &format!("/sync/runs/{run}/events"));
+        let key = replica.key.clone();
+        tokio::spawn(async move {
+            let resp = http.get(url).bearer_auth(key).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.text().await.unwrap()
+        })
+    };
+    // Let the replica's stream start polling while the run is still held.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        replica.ok(&format!("/sync/runs/{run}")).await["status"],
+        "running"
+    );
+    env.sim.release_api("/cgi-bin/user/list");
+    let polled = tokio::time::timeout(crate::api_env::PATIENCE, subscriber)
+        .await
+        .expect("the replica's stream did not end")
+        .unwrap();
+    let frames = parse_sse(&polled);
+    assert_well_formed(&frames, run);
+    assert_eq!(frames.last().unwrap().data["kind"]["status"], "succeeded");
+    assert_eq!(
+        same_rates(frames),
+        same_rates(parse_sse(&env.events_text(run, None).await))
+    );
+}
+
 fn kinds(frames: &[Frame]) -> Vec<String> {
     frames
         .iter()
