@@ -5,29 +5,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-type Pool = sqlx::Pool<DB>;
-type Tx = sqlx::Transaction<'static, DB>;
+include!("../sql_common.rs");
 
 /// Above this many userids in one batch, all links of the corp are read in one query up front instead
 /// of one lookup per userid (a full sync sends tens of thousands; an incremental event one).
 const PRELOAD_LINKS_ABOVE: usize = 256;
-
-fn query_error(source: sqlx::Error) -> Error {
-    let unique = source
-        .as_database_error()
-        .is_some_and(|e| e.is_unique_violation());
-    if unique {
-        Error::Conflict {
-            backend: BACKEND,
-            source,
-        }
-    } else {
-        Error::Query {
-            backend: BACKEND,
-            source,
-        }
-    }
-}
 
 // ---- load ----
 
@@ -275,7 +257,7 @@ pub(super) async fn apply(
     changes: &DirectoryChanges,
     now_ms: i64,
 ) -> Result<ApplyReport, Error> {
-    let mut tx: Tx = pool.begin().await.map_err(query_error)?;
+    let mut tx: Tx = begin_write(pool).await?;
     // Any `?` below drops `tx` uncommitted, which rolls the whole batch back.
     let report = apply_in(&mut tx, tenant, corpid, changes, now_ms).await?;
     tx.commit().await.map_err(query_error)?;
@@ -1028,7 +1010,7 @@ pub(super) async fn append_event(
     at_ms: i64,
     payload: &serde_json::Value,
 ) -> Result<i64, Error> {
-    let mut tx: Tx = pool.begin().await.map_err(query_error)?;
+    let mut tx: Tx = begin_write(pool).await?;
     // Bumping the run's counter takes its row lock, so concurrent appends get distinct, gap-free seqs.
     let seq: Option<i64> = sqlx::query_scalar(
         "UPDATE sync_runs SET last_event_seq = last_event_seq + 1 \

@@ -2,36 +2,7 @@
 // per backend, each defining `DB` (the sqlx database type) and `BACKEND` first. Every statement is valid
 // in both SQLite and PostgreSQL and every value is a bound parameter.
 
-type Pool = sqlx::Pool<DB>;
-type Tx = sqlx::Transaction<'static, DB>;
-
-fn query_error(source: sqlx::Error) -> Error {
-    let unique = source
-        .as_database_error()
-        .is_some_and(|e| e.is_unique_violation());
-    if unique {
-        Error::Conflict {
-            backend: BACKEND,
-            source,
-        }
-    } else {
-        Error::Query {
-            backend: BACKEND,
-            source,
-        }
-    }
-}
-
-/// Every transaction here reads, then writes. SQLite would start it as a reader and fail at once with
-/// "database is locked" when another writer got in between (a lock upgrade does not wait); IMMEDIATE
-/// takes the write lock up front, waiting under the busy timeout. PostgreSQL needs nothing special.
-async fn begin_write(pool: &Pool) -> Result<Tx, Error> {
-    match BACKEND {
-        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-        Backend::Postgres => pool.begin().await,
-    }
-    .map_err(query_error)
-}
+include!("../sql_common.rs");
 
 // ---- identities ----
 
