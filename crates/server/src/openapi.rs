@@ -7,6 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
+use crate::routes::auth;
 use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
 
 #[derive(OpenApi)]
@@ -34,6 +35,7 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         sync::run_events,
         sessions::verify_session,
         sessions::revoke_session,
+        auth::me,
         miniprogram::login,
         miniprogram::decrypt,
         miniprogram::phone

@@ -1,5 +1,6 @@
 //! The route table. Each submodule holds the handlers of one area.
 
+pub(crate) mod auth;
 pub(crate) mod directory;
 pub(crate) mod health;
 pub(crate) mod miniprogram;
@@ -22,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/openapi.json", get(crate::openapi::serve_document))
         .merge(directory_routes())
         .merge(sync_routes())
+        .merge(auth::routes())
         .merge(miniprogram::routes())
         .route(
             "/api/v1/tenants/{tenant}/sessions/verify",
