@@ -50,6 +50,11 @@ pub(crate) fn sse(events: ProgressStream) -> Sse<impl Stream<Item = Result<Event
 /// How often [`polled`] looks for new events of a run that is running elsewhere.
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
+/// A run whose record still says `running` but that has logged nothing for this long is taken as orphaned
+/// (its process died without recording the end), and [`polled`] stops following it. Twice the default
+/// sync lease: a live run renews its lease, and logs progress, far more often.
+const ORPHAN_IDLE: Duration = Duration::from_secs(600);
+
 /// The events of a run this process does not execute (finished, or running in another process on the same
 /// database), read from the log: everything after `after_seq`, then, while the run's record says `running`,
 /// whatever is appended, every `interval`. Ends after `Finished`, or once the run is no longer running and
@@ -69,6 +74,7 @@ pub(crate) fn polled(
         log,
         last_seq: after_seq,
         pending: VecDeque::new(),
+        last_event_at: tokio::time::Instant::now(),
         ending: false,
         done: false,
     };
@@ -86,6 +92,8 @@ struct Polled {
     log: Arc<DbProgressLog>,
     last_seq: u64,
     pending: VecDeque<ProgressEvent>,
+    /// When the log last had something new (or the stream began).
+    last_event_at: tokio::time::Instant,
     /// The run is no longer running: one last read of the log, then the end.
     ending: bool,
     done: bool,
@@ -107,6 +115,7 @@ impl Polled {
             }
             match self.log.events_after(self.run_id, self.last_seq).await {
                 Ok(events) if !events.is_empty() => {
+                    self.last_event_at = tokio::time::Instant::now();
                     self.pending.extend(events);
                     continue;
                 }
@@ -123,6 +132,11 @@ impl Polled {
             match self.db.sync_run(&self.tenant, self.run_id).await {
                 // Read the log once more: events appended between the read above and this one.
                 Ok(Some(run)) if run.status != SyncStatus::Running => self.ending = true,
+                Ok(Some(_)) if self.last_event_at.elapsed() >= ORPHAN_IDLE => {
+                    tracing::warn!(run = %self.run_id, "a running sync run logged nothing for 10 minutes; the event stream stops following it");
+                    self.done = true;
+                    return None;
+                }
                 Ok(Some(_)) => tokio::time::sleep(interval).await,
                 Ok(None) => self.ending = true,
                 Err(e) => {
