@@ -7,6 +7,7 @@
 mod api_env;
 mod directory_api;
 mod full;
+mod miniprogram;
 mod openapi;
 mod router;
 mod sessions;
