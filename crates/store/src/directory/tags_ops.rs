@@ -4,8 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-type Pool = sqlx::Pool<DB>;
-type Tx = sqlx::Transaction<'static, DB>;
+include!("../sql_common.rs");
 
 /// Above this many userids in one batch, every member link of the corp is read once up front instead of
 /// one lookup per userid.
@@ -13,23 +12,6 @@ const PRELOAD_LINKS_ABOVE: usize = 256;
 
 /// Rows per multi-row INSERT.
 const INSERT_CHUNK: usize = 500;
-
-fn query_error(source: sqlx::Error) -> Error {
-    let unique = source
-        .as_database_error()
-        .is_some_and(|e| e.is_unique_violation());
-    if unique {
-        Error::Conflict {
-            backend: BACKEND,
-            source,
-        }
-    } else {
-        Error::Query {
-            backend: BACKEND,
-            source,
-        }
-    }
-}
 
 // ---- load ----
 
@@ -143,7 +125,7 @@ pub(super) async fn apply_tags(
     now_ms: i64,
     commit: bool,
 ) -> Result<TagApplyReport, Error> {
-    let mut tx: Tx = pool.begin().await.map_err(query_error)?;
+    let mut tx: Tx = begin_write(pool).await?;
     // Any `?` below drops `tx` uncommitted, which rolls the whole batch back.
     let mut report = apply_tags_in(&mut tx, tenant, corpid, changes, now_ms).await?;
     if commit {
