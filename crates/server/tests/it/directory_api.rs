@@ -325,3 +325,56 @@ async fn auth_and_isolation(env: &ApiEnv) {
     assert_eq!(status, 404);
     assert_eq!(json["error"]["code"], "tenant_not_found");
 }
+
+/// Every lookup and sync route is in the OpenAPI document with the API-key requirement and its error
+/// answers.
+#[test]
+fn the_lookup_and_sync_routes_are_documented() {
+    let doc: Value = serde_json::from_str(&server::openapi::document_json()).unwrap();
+    let routes = [
+        ("get", "/users", &["400", "401", "404"][..]),
+        ("get", "/users/{user_id}", &["400", "401", "404"]),
+        ("get", "/users/{user_id}/roles", &["400", "401", "404"]),
+        ("get", "/wecom/users/{userid}", &["401", "404"]),
+        ("get", "/roles/{role_id}", &["400", "401", "404"]),
+        ("get", "/roles/{role_id}/members", &["400", "401", "404"]),
+        ("get", "/roles/{role_id}/department", &["400", "401", "404"]),
+        (
+            "get",
+            "/wecom/departments/{department_id}",
+            &["400", "401", "404"],
+        ),
+        ("post", "/sync", &["202", "400", "401", "404", "409"]),
+        ("get", "/sync/runs", &["400", "401", "404"]),
+        ("get", "/sync/runs/{run_id}", &["400", "401", "404"]),
+        ("get", "/sync/runs/{run_id}/events", &["400", "401", "404"]),
+    ];
+    for (method, rest, statuses) in routes {
+        let path = format!("/api/v1/tenants/{{tenant}}{rest}");
+        let op = &doc["paths"][&path][method];
+        assert!(op.is_object(), "{method} {path} missing");
+        assert_eq!(
+            op["security"][0]["api_key"],
+            serde_json::json!([]),
+            "{path}"
+        );
+        for status in statuses {
+            assert!(op["responses"][status].is_object(), "{path}: no {status}");
+        }
+    }
+    assert_eq!(
+        doc["paths"]["/api/v1/tenants/{tenant}/sync/runs/{run_id}/events"]["get"]["responses"]["200"]
+            ["content"]["text/event-stream"]
+            .is_object(),
+        true
+    );
+    for schema in [
+        "UserDto",
+        "RoleDto",
+        "RoleMembersResponse",
+        "SyncRunDto",
+        "StartSyncRequest",
+    ] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+}
