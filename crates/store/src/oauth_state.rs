@@ -72,7 +72,8 @@ impl Db {
         .map_err(|e| self.query_failed(e))
     }
 
-    /// Store a pending login under `nonce`, pruning states that expired before `now_ms`.
+    /// Store a pending login under `nonce`, pruning states that expired before `prune_before_ms`
+    /// (kept a while after expiry so a late callback is told "expired", not "unknown").
     pub async fn insert_oauth_state(
         &self,
         tenant: &str,
@@ -80,10 +81,11 @@ impl Db {
         payload: &str,
         now_ms: i64,
         expires_at_ms: i64,
+        prune_before_ms: i64,
     ) -> Result<(), Error> {
         on_pool!(self, |pool| {
             sqlx::query(STATE_PRUNE)
-                .bind(now_ms)
+                .bind(prune_before_ms)
                 .execute(pool)
                 .await
                 .map(|_| ())

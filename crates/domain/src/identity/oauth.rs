@@ -37,6 +37,8 @@ pub const STATE_TTL: Duration = Duration::from_secs(10 * 60);
 const SECRET_NAME: &str = "oauth_state";
 const NONCE_BYTES: usize = 16;
 const MAC_HEX: usize = 64;
+/// Expired states are deleted this long after expiry; until then a late callback hears "expired".
+const PRUNE_AFTER_MS: i64 = 24 * 3600 * 1000;
 
 /// What a login needs after the callback. Stored as JSON; never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +62,7 @@ pub enum LoginError {
     StateMalformed,
     #[error("LG002 the login state was altered (signature mismatch); start the login again")]
     StateTampered,
-    #[error("LG003 the login state is unknown here; start the login again")]
+    #[error("LG003 the login state is unknown here (or expired long ago); start the login again")]
     StateUnknown,
     #[error("LG004 the login state expired; start the login again")]
     StateExpired,
@@ -151,7 +153,14 @@ impl LoginStates {
             serde_json::to_string(login).map_err(|e| LoginError::Payload(e.to_string()))?;
         let now = self.clock.now_ms();
         self.db
-            .insert_oauth_state(tenant, &nonce, &payload, now, now.saturating_add(ttl_ms()))
+            .insert_oauth_state(
+                tenant,
+                &nonce,
+                &payload,
+                now,
+                now.saturating_add(ttl_ms()),
+                now.saturating_sub(PRUNE_AFTER_MS),
+            )
             .await?;
         let tag = self.mac(tenant, &nonce).await?.finalize().into_bytes();
         Ok(format!("{nonce}{}", hex::encode(tag)))

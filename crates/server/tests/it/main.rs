@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api_env;
+mod auth_login;
 mod directory_api;
 mod full;
 mod miniprogram;

@@ -1,0 +1,580 @@
+//! Browser logins under `/auth/...` end to end: the bridge on a real port, every upstream (API and login
+//! pages) pointed at the simulator, a hand-driven "browser" that follows redirects, submits the
+//! simulator's pick form and keeps the session cookie; each login ends with the token verified through
+//! `POST .../sessions/verify`. Then the refusals: tampered, expired and replayed state, a code used
+//! twice, return_to off the allow-list, a disabled member — each a clear page and no session.
+
+use std::sync::Arc;
+
+use domain::identity::oauth::{LoginStates, PendingLogin};
+use domain::{Db, Tenants};
+use server::AppState;
+use wx_api::clock::{Clock, ManualClock, SystemClock};
+use wx_api::token::MemoryTokenStore;
+use wxbridge_config::FileConfig;
+
+use crate::support::config_from;
+
+const WECOM_UA: &str =
+    "Mozilla/5.0 (iPhone) AppleWebKit/605.1.15 wxwork/4.1.20 MicroMessenger/7.0.1";
+const WECHAT_UA: &str =
+    "Mozilla/5.0 (iPhone) AppleWebKit/605.1.15 MicroMessenger/8.0.47 NetType/WIFI";
+const DESKTOP_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0";
+const RETURN_TO: &str = "https://app.example.com/app/home?tab=1";
+
+/// The simulator's example world plus a disabled member.
+fn fixture() -> String {
+    format!(
+        "{}\n[[corps.members]]\nuserid = \"ZhaoLiu\"\nname = \"赵六\"\ndepartment = [4]\nstatus = 2\n",
+        include_str!("../../../wx-sim/fixtures/example.toml")
+    )
+}
+
+struct Env {
+    sim: wx_sim::Simulator,
+    _running: wx_sim::RunningSim,
+    base: String,
+    db: Db,
+    key: String,
+    http: reqwest::Client,
+}
+
+async fn env() -> Env {
+    let sim = wx_sim::Simulator::from_fixture_str(&fixture()).unwrap();
+    let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut file =
+        FileConfig::from_toml_str(&sim.info().wxbridge_config(&addr.to_string()).unwrap()).unwrap();
+    let (key, hash) = server::auth::generate_api_key();
+    let demo = file.tenants.get_mut("demo").unwrap();
+    demo.api_key_hashes = vec![hash.to_file_string()];
+    demo.return_to_allow = vec!["https://app.example.com/app".to_owned()];
+    let config = config_from(&file.to_toml_string().unwrap());
+    let tokens = Tenants::token_manager(
+        &config,
+        Arc::new(MemoryTokenStore::new()),
+        Arc::new(SystemClock),
+    );
+    let tenants = Tenants::build(&config, tokens).unwrap();
+    let db = Db::connect("sqlite::memory:").await.unwrap();
+    db.migrate().await.unwrap();
+    let state = AppState::new(Arc::new(config), tenants, Some(db.clone()));
+    tokio::spawn(server::serve_on(state, listener, std::future::pending()));
+    Env {
+        sim,
+        _running: running,
+        base: format!("http://{addr}"),
+        db,
+        key,
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    }
+}
+
+/// What the browser saw at the end of a login.
+#[derive(Debug)]
+struct Landing {
+    /// The bridge's callback URL the login page sent the browser to.
+    callback: String,
+    status: u16,
+    location: Option<String>,
+    set_cookie: Option<String>,
+    body: String,
+}
+
+impl Landing {
+    /// The session token from the Set-Cookie header.
+    fn token(&self) -> String {
+        let c = self.set_cookie.as_deref().expect("a Set-Cookie header");
+        let (_, rest) = c
+            .split_once("wxbridge_session=")
+            .expect("the session cookie");
+        rest.split(';').next().unwrap().to_owned()
+    }
+}
+
+fn strip_fragment(url: &str) -> &str {
+    url.split('#').next().unwrap()
+}
+
+fn location(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+impl Env {
+    /// GET `url` (relative to the bridge when it starts with `/`) as a browser with `ua`.
+    async fn get(&self, url: &str, ua: &str, cookie: Option<&str>) -> reqwest::Response {
+        let url = if url.starts_with('/') {
+            format!("{}{url}", self.base)
+        } else {
+            url.to_owned()
+        };
+        let mut req = self.http.get(strip_fragment(&url)).header("user-agent", ua);
+        if let Some(c) = cookie {
+            req = req.header("cookie", format!("wxbridge_session={c}"));
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Start at `start`, expect a redirect to the simulator's page, pick `who` there and return the
+    /// simulator's redirect to the bridge's callback (not yet followed).
+    async fn to_callback(&self, start: &str, ua: &str, who: &str) -> (String, String) {
+        let resp = self.get(start, ua, None).await;
+        assert_eq!(resp.status(), 302, "{}", resp.text().await.unwrap());
+        let page_url = location(&resp).unwrap();
+        let page = self.get(&page_url, ua, None).await;
+        assert_eq!(page.status(), 200, "{}", page.text().await.unwrap());
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains(&format!("value=\"{who}\"")),
+            "{who} is not offered: {html}"
+        );
+        // The form carries the page's query parameters as hidden fields; submit them with the pick.
+        let parsed = url::Url::parse(strip_fragment(&page_url)).unwrap();
+        let mut form: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+        form.push(("pick".to_owned(), who.to_owned()));
+        let post_to = format!("{}{}", parsed.origin().ascii_serialization(), parsed.path());
+        let resp = self
+            .http
+            .post(post_to)
+            .header("user-agent", ua)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 302, "{}", resp.text().await.unwrap());
+        (page_url, location(&resp).unwrap())
+    }
+
+    async fn land(&self, callback: &str) -> Landing {
+        let resp = self.get(callback, DESKTOP_UA, None).await;
+        let status = resp.status().as_u16();
+        let location = location(&resp);
+        let set_cookie = resp
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_owned());
+        Landing {
+            callback: callback.to_owned(),
+            status,
+            location,
+            set_cookie,
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn login(&self, start: &str, ua: &str, who: &str) -> (String, Landing) {
+        let (page, callback) = self.to_callback(start, ua, who).await;
+        (page, self.land(&callback).await)
+    }
+
+    async fn verify(&self, token: &str) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/tenants/demo/sessions/verify", self.base))
+            .bearer_auth(&self.key)
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    async fn session_count(&self, userid: &str) -> usize {
+        match self
+            .db
+            .user_by_wecom_userid("demo", "ww0000000000000001", userid)
+            .await
+            .unwrap()
+        {
+            Some(u) => self.db.sessions_of_user("demo", u.id).await.unwrap().len(),
+            None => 0,
+        }
+    }
+}
+
+fn start_url(path: &str, return_to: &str, extra: &str) -> String {
+    let rt: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+    format!("{path}?return_to={rt}{extra}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wecom_pc_qr_and_in_app_oauth_logins_end_to_end() {
+    let env = env().await;
+    assert!(
+        env.db
+            .user_by_wecom_userid("demo", "ww0000000000000001", "ZhangSan")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing synced yet"
+    );
+
+    // A desktop browser gets the PC QR login.
+    let start = start_url("/auth/demo/wecom/main/login", RETURN_TO, "");
+    let (page, landed) = env.login(&start, DESKTOP_UA, "ZhangSan").await;
+    assert!(page.contains("/wwlogin/sso/login"), "{page}");
+    assert!(page.contains("agentid=1000002"), "{page}");
+    assert_eq!(landed.status, 302, "{}", landed.body);
+    assert_eq!(landed.location.as_deref(), Some(RETURN_TO));
+    let cookie = landed.set_cookie.clone().unwrap();
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "the public URL is http: {cookie}"
+    );
+    let token = landed.token();
+    let (status, json) = env.verify(&token).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["user"]["name"], "张三");
+    assert_eq!(json["user"]["status"], "active");
+    assert_eq!(json["session"]["provider"], "wecom");
+    assert_eq!(json["session"]["app"], "main");
+    assert_eq!(json["user"]["identities"]["wecom"][0]["userid"], "ZhangSan");
+    // The member was read on demand and is now in the directory.
+    assert!(
+        env.db
+            .user_by_wecom_userid("demo", "ww0000000000000001", "ZhangSan")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // /me answers for the cookie and for a bearer session token.
+    let me = env.get("/auth/demo/me", DESKTOP_UA, Some(&token)).await;
+    assert_eq!(me.status(), 200);
+    let me: serde_json::Value = me.json().await.unwrap();
+    assert_eq!(me["user"]["id"], json["user"]["id"]);
+    let anon = env.get("/auth/demo/me", DESKTOP_UA, None).await;
+    assert_eq!(anon.status(), 401);
+
+    // Inside WeCom the in-app OAuth page; `mode=qr` overrides the user agent.
+    let (page, landed) = env.login(&start, WECOM_UA, "LiSi").await;
+    assert!(page.contains("/connect/oauth2/authorize"), "{page}");
+    assert!(page.contains("scope=snsapi_base"), "{page}");
+    assert_eq!(landed.status, 302, "{}", landed.body);
+    let (status, json) = env.verify(&landed.token()).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["user"]["name"], "李四");
+    let resp = env
+        .get(
+            &start_url("/auth/demo/wecom/main/login", RETURN_TO, "&mode=qr"),
+            WECOM_UA,
+            None,
+        )
+        .await;
+    assert!(location(&resp).unwrap().contains("/wwlogin/sso/login"));
+
+    // A relative return_to on the bridge is allowed.
+    let (_, landed) = env
+        .login(
+            &start_url("/auth/demo/wecom/main/login", "/welcome", ""),
+            DESKTOP_UA,
+            "ZhangSan",
+        )
+        .await;
+    assert_eq!(landed.location.as_deref(), Some("/welcome"));
+
+    // Logout revokes the session and clears the cookie.
+    let out = env.get("/auth/demo/logout", DESKTOP_UA, Some(&token)).await;
+    assert_eq!(out.status(), 200);
+    let cleared = out.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cleared.contains("wxbridge_session=;"), "{cleared}");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let (status, json) = env.verify(&token).await;
+    assert_eq!(status, 401);
+    assert_eq!(json["error"]["code"], "session_revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wecom_consent_login_fills_mobile_and_email_of_a_restricted_app() {
+    let env = env().await;
+    // The `sales` app is a post-2022 app: user/get withholds mobile and email.
+    assert!(env.sim.set_trusted_domain("1000003", None));
+    let start = start_url("/auth/demo/wecom/sales/login", RETURN_TO, "&consent=1");
+    let (page, landed) = env.login(&start, WECOM_UA, "LiSi").await;
+    assert!(page.contains("scope=snsapi_privateinfo"), "{page}");
+    assert_eq!(landed.status, 302, "{}", landed.body);
+    let (status, json) = env.verify(&landed.token()).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["session"]["app"], "sales");
+    let user = env
+        .db
+        .user_by_wecom_userid("demo", "ww0000000000000001", "LiSi")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.mobile.as_deref(), Some("13800000002"));
+    assert_eq!(user.email.as_deref(), Some("lisi@example.com"));
+
+    // A plain login through the restricted app afterwards does not blank them.
+    let start = start_url("/auth/demo/wecom/sales/login", RETURN_TO, "");
+    let (_, landed) = env.login(&start, WECOM_UA, "LiSi").await;
+    assert_eq!(landed.status, 302, "{}", landed.body);
+    let user = env
+        .db
+        .user_by_wecom_userid("demo", "ww0000000000000001", "LiSi")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.mobile.as_deref(), Some("13800000002"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_official_account_and_website_logins_converge_on_one_user() {
+    let env = env().await;
+
+    // Inside WeChat: the official account's OAuth, snsapi_userinfo reads the nickname.
+    let start = start_url("/auth/demo/wechat/oa/login", RETURN_TO, "&scope=userinfo");
+    let (page, landed) = env
+        .login(&start, WECHAT_UA, "oOA00000000000000000000001")
+        .await;
+    assert!(page.contains("/connect/oauth2/authorize"), "{page}");
+    assert!(page.contains("scope=snsapi_userinfo"), "{page}");
+    assert_eq!(landed.status, 302, "{}", landed.body);
+    assert_eq!(landed.location.as_deref(), Some(RETURN_TO));
+    let (status, oa) = env.verify(&landed.token()).await;
+    assert_eq!(status, 200, "{oa}");
+    assert_eq!(oa["session"]["provider"], "wechat_official_account");
+    assert_eq!(oa["session"]["app"], "wx0000000000000001");
+    assert_eq!(oa["user"]["name"], "小明");
+
+    // snsapi_base inside WeChat.
+    let start = start_url("/auth/demo/wechat/oa/login", RETURN_TO, "");
+    let (page, landed) = env
+        .login(&start, WECHAT_UA, "oOA00000000000000000000001")
+        .await;
+    assert!(page.contains("scope=snsapi_base"), "{page}");
+    let (status, base) = env.verify(&landed.token()).await;
+    assert_eq!(status, 200, "{base}");
+    assert_eq!(base["user"]["id"], oa["user"]["id"]);
+
+    // Outside WeChat the same start goes to the website QR login.
+    let resp = env.get(&start, DESKTOP_UA, None).await;
+    assert!(
+        location(&resp).unwrap().contains("/connect/qrconnect"),
+        "{:?}",
+        location(&resp)
+    );
+
+    // The website QR login: same person (same unionid), same user.
+    let start = start_url("/auth/demo/wechat/website/login", RETURN_TO, "");
+    let (page, landed) = env
+        .login(&start, DESKTOP_UA, "oWEB0000000000000000000001")
+        .await;
+    assert!(page.contains("scope=snsapi_login"), "{page}");
+    assert_eq!(landed.status, 302, "{}", landed.body);
+    let (status, web) = env.verify(&landed.token()).await;
+    assert_eq!(status, 200, "{web}");
+    assert_eq!(web["session"]["provider"], "wechat_website");
+    assert_eq!(web["user"]["id"], oa["user"]["id"]);
+    let ids = web["user"]["identities"]["wechat"].as_array().unwrap();
+    assert_eq!(ids.len(), 2, "{web}");
+    assert!(
+        ids.iter()
+            .all(|i| i["unionid"] == "oUnion000000000000000000001")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_expired_and_replayed_state_and_a_reused_code_are_refused() {
+    let env = env().await;
+    let start = start_url("/auth/demo/wecom/main/login", RETURN_TO, "");
+
+    // Tampered: one hex digit of the signature changed. Nothing is consumed or created.
+    let (_, callback) = env.to_callback(&start, DESKTOP_UA, "ZhangSan").await;
+    let mut url = url::Url::parse(&callback).unwrap();
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let state = pairs.iter().find(|(k, _)| k == "state").unwrap().1.clone();
+    let code = pairs.iter().find(|(k, _)| k == "code").unwrap().1.clone();
+    let mut bad = state.clone();
+    let last = bad.pop().unwrap();
+    bad.push(if last == '0' { '1' } else { '0' });
+    url.query_pairs_mut()
+        .clear()
+        .append_pair("code", &code)
+        .append_pair("state", &bad);
+    let landed = env.land(url.as_str()).await;
+    assert_eq!(landed.status, 400, "{}", landed.body);
+    assert!(landed.body.contains("altered"), "{}", landed.body);
+    assert!(landed.set_cookie.is_none());
+    // A state that is not even shaped like one.
+    let landed = env
+        .land(&format!(
+            "{}/auth/demo/wecom/main/callback?code={code}&state=abc",
+            env.base
+        ))
+        .await;
+    assert_eq!(landed.status, 400);
+    assert!(landed.body.contains("malformed"), "{}", landed.body);
+    assert_eq!(env.session_count("ZhangSan").await, 0);
+
+    // The untouched callback still works once...
+    let first = env.land(&callback).await;
+    assert_eq!(first.status, 302, "{}", first.body);
+    assert_eq!(env.session_count("ZhangSan").await, 1);
+    // ...and a replay of it is refused.
+    let replay = env.land(&first.callback).await;
+    assert_eq!(replay.status, 400, "{}", replay.body);
+    assert!(replay.body.contains("already used"), "{}", replay.body);
+    assert!(replay.set_cookie.is_none());
+    assert_eq!(env.session_count("ZhangSan").await, 1);
+
+    // A code used twice: a fresh state with the spent code; the simulator answers 40029.
+    let resp = env.get(&start, DESKTOP_UA, None).await;
+    let fresh = url::Url::parse(strip_fragment(&location(&resp).unwrap())).unwrap();
+    let fresh_state = fresh
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let landed = env
+        .land(&format!(
+            "{}/auth/demo/wecom/main/callback?code={code}&state={fresh_state}",
+            env.base
+        ))
+        .await;
+    assert_eq!(landed.status, 400, "{}", landed.body);
+    assert!(landed.body.contains("already used"), "{}", landed.body);
+    assert_eq!(env.session_count("ZhangSan").await, 1);
+
+    // Expired: a state issued eleven minutes ago (a clock set back), used now.
+    let past = ManualClock::new(SystemClock.now_ms() - 11 * 60 * 1000);
+    let old_state = LoginStates::new(env.db.clone(), Arc::new(past))
+        .issue(
+            "demo",
+            &PendingLogin {
+                provider: "wecom".to_owned(),
+                app: "main".to_owned(),
+                return_to: RETURN_TO.to_owned(),
+                flow: "qr".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    let (_, callback) = env.to_callback(&start, DESKTOP_UA, "ZhangSan").await;
+    let code = url::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let landed = env
+        .land(&format!(
+            "{}/auth/demo/wecom/main/callback?code={code}&state={old_state}",
+            env.base
+        ))
+        .await;
+    assert_eq!(landed.status, 400, "{}", landed.body);
+    assert!(landed.body.contains("expired"), "{}", landed.body);
+    assert_eq!(env.session_count("ZhangSan").await, 1);
+
+    // A state issued for another app is refused too.
+    let resp = env
+        .get(
+            &start_url("/auth/demo/wecom/sales/login", RETURN_TO, ""),
+            DESKTOP_UA,
+            None,
+        )
+        .await;
+    let other = url::Url::parse(strip_fragment(&location(&resp).unwrap())).unwrap();
+    let other_state = other
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let landed = env
+        .land(&format!(
+            "{}/auth/demo/wecom/main/callback?code={code}&state={other_state}",
+            env.base
+        ))
+        .await;
+    assert_eq!(landed.status, 400, "{}", landed.body);
+    assert_eq!(env.session_count("ZhangSan").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn return_to_off_the_allow_list_is_refused_before_any_redirect() {
+    let env = env().await;
+    for bad in [
+        "https://app.example.com.evil.com/app/home",
+        "https://evil.com/app",
+        "https://app.example.com/appx",
+        "https://app.example.com/",
+        "http://app.example.com/app/home",
+        "https://app.example.com:8443/app/home",
+        "https://user@app.example.com/app/home",
+        "//evil.com/app",
+        "/\\evil.com",
+        "javascript:alert(1)",
+    ] {
+        for path in [
+            "/auth/demo/wecom/main/login",
+            "/auth/demo/wechat/website/login",
+        ] {
+            let resp = env.get(&start_url(path, bad, ""), DESKTOP_UA, None).await;
+            assert_eq!(resp.status(), 400, "{bad} via {path}");
+            assert!(resp.headers().get("location").is_none());
+            let body = resp.text().await.unwrap();
+            assert!(body.contains("not allowed"), "{bad}: {body}");
+            assert!(!body.contains("<script"), "{body}");
+        }
+    }
+    for good in [
+        "https://app.example.com/app",
+        "https://app.example.com/app/deep/page?x=1",
+    ] {
+        let resp = env
+            .get(
+                &start_url("/auth/demo/wecom/main/login", good, ""),
+                DESKTOP_UA,
+                None,
+            )
+            .await;
+        assert_eq!(resp.status(), 302, "{good}");
+    }
+    // Unknown app and tenant: a page, not a redirect.
+    let resp = env
+        .get("/auth/demo/wecom/nope/login", DESKTOP_UA, None)
+        .await;
+    assert_eq!(resp.status(), 404);
+    let resp = env
+        .get("/auth/nope/wecom/main/login", DESKTOP_UA, None)
+        .await;
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_member_is_refused_with_a_page_and_no_session() {
+    let env = env().await;
+    let start = start_url("/auth/demo/wecom/main/login", RETURN_TO, "");
+    let (_, landed) = env.login(&start, DESKTOP_UA, "ZhaoLiu").await;
+    assert_eq!(landed.status, 403, "{}", landed.body);
+    assert!(landed.body.contains("disabled"), "{}", landed.body);
+    assert!(landed.set_cookie.is_none());
+    let user = env
+        .db
+        .user_by_wecom_userid("demo", "ww0000000000000001", "ZhaoLiu")
+        .await
+        .unwrap()
+        .expect("the member was read on demand");
+    assert!(
+        env.db
+            .sessions_of_user("demo", user.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
