@@ -112,11 +112,6 @@ pub async fn api_env(backend: &str, cfg: SimConfig) -> ApiEnv {
     };
     db.migrate().await.unwrap();
 
-    let tokens = Tenants::token_manager(
-        &config,
-        Arc::new(MemoryTokenStore::new()),
-        Arc::new(SystemClock),
-    );
     let config = Arc::new(config);
     let (addr, stop, server) = spawn_server(config.clone(), db.clone()).await;
     let corpid = sim.info().corps[0].corpid.clone();
