@@ -10,7 +10,9 @@ mod db;
 mod directory;
 mod error;
 mod identity;
+mod inbox;
 mod oauth_state;
+mod outbox;
 mod token_store;
 
 pub use db::{AppliedMigration, Backend, Db, MigrationReport};
@@ -28,5 +30,10 @@ pub use identity::{
     NewWechatIdentity, SealedSessionKey, SessionId, SessionRow, UserMerge, UserMergeRecord,
     WechatIdentity,
 };
+pub use inbox::{InboxInsert, InboxMessage, InboxStatus, NewInboxMessage};
 pub use oauth_state::OAuthStateRow;
+pub use outbox::{
+    CallOutcome, CallStatus, EnqueueOutcome, NewOutboxMessage, OutboxCall, OutboxMessage,
+    OutboxStatus,
+};
 pub use token_store::SqlTokenStore;
