@@ -1,0 +1,210 @@
+// The inbox's SQL, written once and compiled twice: `mod.rs` includes this file in one module per
+// backend, each defining `DB` (the sqlx database type) and `BACKEND` first.
+
+include!("../sql_common.rs");
+
+const COLS: &str = "id, tenant, source, dedup_key, kind, payload, status, attempts, available_at_ms, \
+    claimed_by, last_error, outcome, received_at_ms, finished_at_ms";
+
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
+fn from_row(r: Row) -> Result<InboxMessage, Error> {
+    Ok(InboxMessage {
+        id: r.0,
+        tenant: r.1,
+        source: r.2,
+        dedup_key: r.3,
+        kind: r.4,
+        payload: r.5,
+        status: r.6.parse()?,
+        attempts: r.7,
+        available_at_ms: r.8,
+        claimed_by: r.9,
+        last_error: r.10,
+        outcome: r.11,
+        received_at_ms: r.12,
+        finished_at_ms: r.13,
+    })
+}
+
+pub(super) async fn insert(pool: &Pool, m: &NewInboxMessage<'_>) -> Result<InboxInsert, Error> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO callback_inbox (tenant, source, dedup_key, kind, payload, status, attempts, \
+         available_at_ms, received_at_ms) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) \
+         ON CONFLICT (tenant, source, dedup_key) DO NOTHING RETURNING id",
+    )
+    .bind(m.tenant)
+    .bind(m.source)
+    .bind(m.dedup_key)
+    .bind(m.kind)
+    .bind(m.payload)
+    .bind(m.received_at_ms)
+    .fetch_optional(pool)
+    .await
+    .map_err(query_error)?;
+    Ok(match id {
+        Some(id) => InboxInsert::Inserted(id),
+        None => InboxInsert::Duplicate,
+    })
+}
+
+pub(super) async fn claim(
+    pool: &Pool,
+    worker: &str,
+    now: i64,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<InboxMessage>, Error> {
+    // PostgreSQL: rows another transaction is claiming are skipped, not waited for. SQLite: the
+    // IMMEDIATE transaction holds the one write lock, so claims are serialised.
+    let lock = match BACKEND {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE callback_inbox SET status = 'processing', attempts = attempts + 1, \
+         available_at_ms = $2, claimed_by = $3 \
+         WHERE id IN (SELECT id FROM callback_inbox \
+           WHERE status IN ('pending', 'processing') AND available_at_ms <= $1 \
+           ORDER BY id LIMIT $4{lock}) \
+         RETURNING {COLS}"
+    );
+    let mut tx = begin_write(pool).await?;
+    let rows: Vec<Row> = sqlx::query_as(&sql)
+        .bind(now)
+        .bind(now.saturating_add(lease_ms))
+        .bind(worker)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_error)?;
+    tx.commit().await.map_err(query_error)?;
+    let mut out = rows
+        .into_iter()
+        .map(from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort_by_key(|m| m.id);
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn finish(
+    pool: &Pool,
+    id: i64,
+    worker: &str,
+    attempt: i64,
+    status: InboxStatus,
+    outcome: Option<&str>,
+    error: Option<&str>,
+    now: i64,
+) -> Result<bool, Error> {
+    let n = sqlx::query(
+        "UPDATE callback_inbox SET status = $4, outcome = $5, last_error = $6, finished_at_ms = $7, \
+         available_at_ms = $7 \
+         WHERE id = $1 AND claimed_by = $2 AND attempts = $3 AND status = 'processing'",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(attempt)
+    .bind(status.as_str())
+    .bind(outcome)
+    .bind(error)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map_err(query_error)?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+pub(super) async fn retry(
+    pool: &Pool,
+    id: i64,
+    worker: &str,
+    attempt: i64,
+    error: &str,
+    retry_at: i64,
+) -> Result<bool, Error> {
+    let n = sqlx::query(
+        "UPDATE callback_inbox SET status = 'pending', last_error = $4, available_at_ms = $5 \
+         WHERE id = $1 AND claimed_by = $2 AND attempts = $3 AND status = 'processing'",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(attempt)
+    .bind(error)
+    .bind(retry_at)
+    .execute(pool)
+    .await
+    .map_err(query_error)?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+pub(super) async fn list(
+    pool: &Pool,
+    tenant: &str,
+    status: Option<InboxStatus>,
+    limit: i64,
+) -> Result<Vec<InboxMessage>, Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM callback_inbox WHERE tenant = $1 AND ($2 IS NULL OR status = $2) \
+         ORDER BY id DESC LIMIT $3"
+    );
+    let rows: Vec<Row> = sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(status.map(InboxStatus::as_str))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(query_error)?;
+    rows.into_iter().map(from_row).collect()
+}
+
+pub(super) async fn counts(pool: &Pool, tenant: &str) -> Result<Vec<(InboxStatus, i64)>, Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, COUNT(*) FROM callback_inbox WHERE tenant = $1 GROUP BY status ORDER BY status",
+    )
+    .bind(tenant)
+    .fetch_all(pool)
+    .await
+    .map_err(query_error)?;
+    rows.into_iter()
+        .map(|(s, n)| Ok((s.parse()?, n)))
+        .collect()
+}
+
+pub(super) async fn requeue_dead(
+    pool: &Pool,
+    tenant: &str,
+    id: i64,
+    now: i64,
+) -> Result<bool, Error> {
+    let n = sqlx::query(
+        "UPDATE callback_inbox SET status = 'pending', available_at_ms = $3, finished_at_ms = NULL \
+         WHERE tenant = $1 AND id = $2 AND status = 'dead'",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map_err(query_error)?
+    .rows_affected();
+    Ok(n == 1)
+}
