@@ -8,6 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::auth;
+use crate::routes::jssdk;
 use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
 
 #[derive(OpenApi)]
@@ -33,6 +34,7 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         sync::list_runs,
         sync::get_run,
         sync::run_events,
+        jssdk::config,
         sessions::verify_session,
         sessions::revoke_session,
         auth::me,
@@ -64,6 +66,10 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         sync::SyncRunsResponse,
         sync::SyncCountersDto,
         sync::EntityCountersDto,
+        domain::identity::jssdk::JssdkConfig,
+        domain::identity::jssdk::WxConfig,
+        domain::identity::jssdk::WxAgentConfig,
+        domain::identity::jssdk::JsProvider,
         sessions::VerifySessionRequest,
         sessions::RevokeSessionRequest,
         sessions::VerifySessionResponse,
@@ -88,6 +94,7 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         (name = "directory", description = "Both-way lookup between local users/roles and WeCom members/departments"),
         (name = "sync", description = "Directory sync runs: start, history, live progress (Server-Sent Events)"),
         (name = "sessions", description = "Verify and revoke login session tokens (wxs_...)"),
+        (name = "jssdk", description = "wx.config / wx.agentConfig parameters for a page (public; CORS for the app's JS-safe domains)"),
         (name = "miniprograms", description = "Mini-program login (code -> session token), encryptedData decryption and phone numbers"),
     )
 )]

@@ -3,6 +3,7 @@
 pub(crate) mod auth;
 pub(crate) mod directory;
 pub(crate) mod health;
+pub(crate) mod jssdk;
 pub(crate) mod miniprogram;
 pub(crate) mod progress;
 pub(crate) mod sessions;
@@ -24,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .merge(directory_routes())
         .merge(sync_routes())
         .merge(auth::routes())
+        .merge(jssdk_routes())
         .merge(miniprogram::routes())
         .route(
             "/api/v1/tenants/{tenant}/sessions/verify",
@@ -76,4 +78,16 @@ fn sync_routes() -> Router<AppState> {
             &format!("{T}/sync/runs/{{run_id}}/events"),
             get(sync::run_events),
         )
+}
+
+/// JS-SDK configuration and the web SDK (`routes::jssdk`); the config route is public.
+fn jssdk_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/tenants/{tenant}/jssdk/config",
+            get(jssdk::config).options(jssdk::config_preflight),
+        )
+        .route("/sdk/wxbridge-web.js", get(jssdk::web_js))
+        .route("/sdk/demo.html", get(jssdk::demo_html))
+        .route("/sdk/demo.js", get(jssdk::demo_js))
 }

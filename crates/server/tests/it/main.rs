@@ -8,6 +8,8 @@ mod api_env;
 mod auth_login;
 mod directory_api;
 mod full;
+mod guard;
+mod jssdk;
 mod miniprogram;
 mod openapi;
 mod router;
