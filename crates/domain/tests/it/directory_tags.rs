@@ -173,16 +173,63 @@ impl Env {
     }
 }
 
-async fn databases() -> (Vec<(&'static str, Db)>, tempfile::TempDir) {
+/// Keeps the SQLite file alive and drops the throwaway PostgreSQL database when the test ends, also when
+/// it panics (a shared database would carry other branches' migration state).
+struct Databases {
+    _dir: tempfile::TempDir,
+    /// (server URL, database name)
+    pg: Option<(String, String)>,
+}
+
+impl Drop for Databases {
+    fn drop(&mut self) {
+        if let Some((server, name)) = self.pg.take() {
+            // Drop runs outside async context: a short-lived runtime on its own thread.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let admin = Db::connect(&server).await.unwrap();
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(admin.postgres().unwrap())
+                        .await
+                        .unwrap();
+                    admin.close().await;
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A migrated SQLite file, and a fresh PostgreSQL database on the WXBRIDGE_TEST_POSTGRES_URL server when
+/// it is set (required under CI=true).
+async fn databases() -> (Vec<(&'static str, Db)>, Databases) {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = Db::connect(&format!("sqlite://{}/wx.db", dir.path().display()))
         .await
         .unwrap();
     sqlite.migrate().await.unwrap();
     let mut dbs = vec![("sqlite", sqlite)];
+    let mut guard = Databases {
+        _dir: dir,
+        pg: None,
+    };
     match std::env::var("WXBRIDGE_TEST_POSTGRES_URL") {
-        Ok(url) => {
-            let pg = Db::connect(&url).await.unwrap();
+        Ok(server) => {
+            let name = tenant("wxb_tags").replace('-', "_");
+            let admin = Db::connect(&server).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(admin.postgres().unwrap())
+                .await
+                .unwrap();
+            admin.close().await;
+            guard.pg = Some((server.clone(), name.clone()));
+            let mut url = url::Url::parse(&server).unwrap();
+            url.set_path(&name);
+            let pg = Db::connect(url.as_str()).await.unwrap();
             pg.migrate().await.unwrap();
             dbs.push(("postgres", pg));
         }
@@ -191,7 +238,7 @@ async fn databases() -> (Vec<(&'static str, Db)>, tempfile::TempDir) {
         }
         Err(_) => eprintln!("WXBRIDGE_TEST_POSTGRES_URL unset: tag mirror tested on SQLite only"),
     }
-    (dbs, dir)
+    (dbs, guard)
 }
 
 fn tenant(test: &str) -> String {
