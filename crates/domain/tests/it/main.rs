@@ -10,4 +10,5 @@ mod directory_plan;
 mod directory_sync;
 mod directory_tags;
 mod identity;
+mod identity_miniprogram;
 mod progress;
