@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use domain::identity::oauth::{LoginStates, PendingLogin};
+use domain::identity::oauth::{LoginError, LoginStates, PendingLogin};
 use domain::{Db, Tenants};
 use server::AppState;
 use wx_api::clock::{Clock, ManualClock, SystemClock};
@@ -577,4 +577,68 @@ async fn a_disabled_member_is_refused_with_a_page_and_no_session() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// The state store's SQL on each backend (PostgreSQL when configured; required under CI=true): issue,
+/// consume once, replay, tamper, another app, expiry. A unique tenant keeps a shared database clean.
+#[tokio::test]
+async fn login_state_store_on_each_backend() {
+    for backend in crate::api_env::backends() {
+        let db = match backend {
+            "postgres" => Db::connect(&std::env::var("WXBRIDGE_TEST_POSTGRES_URL").unwrap())
+                .await
+                .unwrap(),
+            _ => Db::connect("sqlite::memory:").await.unwrap(),
+        };
+        db.migrate().await.unwrap();
+        let tenant = format!("st{:x}", rand::random::<u64>());
+        let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
+        let states = LoginStates::new(db.clone(), clock.clone());
+        let login = PendingLogin {
+            provider: "wecom".to_owned(),
+            app: "main".to_owned(),
+            return_to: RETURN_TO.to_owned(),
+            flow: "qr".to_owned(),
+        };
+        let s = states.issue(&tenant, &login).await.unwrap();
+        assert_eq!(s.len(), 96, "{backend}");
+        assert!(s.bytes().all(|b| b.is_ascii_alphanumeric()));
+        // Another app, or another tenant (the MAC covers the tenant): refused; neither consumes it.
+        let e = states.consume(&tenant, &s, "wecom", "sales").await;
+        assert!(
+            matches!(e, Err(LoginError::StateMismatch)),
+            "{backend}: {e:?}"
+        );
+        let s2 = states.issue(&tenant, &login).await.unwrap();
+        let e = states.consume("other", &s2, "wecom", "main").await;
+        assert!(
+            matches!(e, Err(LoginError::StateTampered)),
+            "{backend}: {e:?}"
+        );
+        assert_eq!(
+            states.consume(&tenant, &s2, "wecom", "main").await.unwrap(),
+            login
+        );
+        let e = states.consume(&tenant, &s2, "wecom", "main").await;
+        assert!(
+            matches!(e, Err(LoginError::StateReplayed)),
+            "{backend}: {e:?}"
+        );
+        // Expiry after ten minutes.
+        let s3 = states.issue(&tenant, &login).await.unwrap();
+        clock.advance(std::time::Duration::from_secs(10 * 60));
+        let e = states.consume(&tenant, &s3, "wecom", "main").await;
+        assert!(
+            matches!(e, Err(LoginError::StateExpired)),
+            "{backend}: {e:?}"
+        );
+        // Replicas on one database share the key: a second LoginStates verifies the first's state.
+        let s4 = states.issue(&tenant, &login).await.unwrap();
+        let other = LoginStates::new(db.clone(), clock.clone());
+        assert_eq!(
+            other.consume(&tenant, &s4, "wecom", "main").await.unwrap(),
+            login
+        );
+        db.close().await;
+    }
 }
