@@ -300,6 +300,18 @@ async fn wecom_consent_login_fills_mobile_and_email_of_a_restricted_app() {
     let env = env().await;
     // The `sales` app is a post-2022 app: user/get withholds mobile and email.
     assert!(env.sim.set_trusted_domain("1000003", None));
+    let plain = start_url("/auth/demo/wecom/sales/login", RETURN_TO, "");
+    let (page, landed) = env.login(&plain, WECOM_UA, "LiSi").await;
+    assert!(page.contains("scope=snsapi_base"), "{page}");
+    assert_eq!(landed.status, 302, "{}", landed.body);
+    let user = env
+        .db
+        .user_by_wecom_userid("demo", "ww0000000000000001", "LiSi")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.mobile, None, "withheld from a restricted app");
+    assert_eq!(user.email, None);
     let start = start_url("/auth/demo/wecom/sales/login", RETURN_TO, "&consent=1");
     let (page, landed) = env.login(&start, WECOM_UA, "LiSi").await;
     assert!(page.contains("scope=snsapi_privateinfo"), "{page}");
@@ -317,8 +329,7 @@ async fn wecom_consent_login_fills_mobile_and_email_of_a_restricted_app() {
     assert_eq!(user.email.as_deref(), Some("lisi@example.com"));
 
     // A plain login through the restricted app afterwards does not blank them.
-    let start = start_url("/auth/demo/wecom/sales/login", RETURN_TO, "");
-    let (_, landed) = env.login(&start, WECOM_UA, "LiSi").await;
+    let (_, landed) = env.login(&plain, WECOM_UA, "LiSi").await;
     assert_eq!(landed.status, 302, "{}", landed.body);
     let user = env
         .db
