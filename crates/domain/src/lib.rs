@@ -8,6 +8,7 @@ pub mod check;
 pub mod directory;
 pub mod error;
 pub mod identity;
+pub mod messages;
 pub mod progress;
 pub mod tenants;
 
