@@ -73,6 +73,10 @@ pub async fn serve_on(
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr().map_err(ServerError::Io)?;
     tracing::info!(server.addr = %addr, "wxbridge listening");
+    // The callback inbox's dispatch worker runs as long as the server; dropping the handle stops it.
+    let _dispatch = state.db.clone().map(|db| {
+        domain::callbacks::Dispatcher::new(db, state.tenants.clone(), Default::default()).spawn()
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -87,6 +87,36 @@ pub enum ReceiveError {
     Inbox(String),
 }
 
+impl ReceiveError {
+    /// A stable, greppable code for the refusal: `tenant_not_found`, `unknown_callback`,
+    /// `callback_not_configured`, `missing_parameter`, `body_too_large`, `bad_request`,
+    /// `inbox_unavailable`, `bad_signature`, `wrong_receive_id`, `hostile_xml`, `bad_base64`,
+    /// `bad_ciphertext`, `bad_callback`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReceiveError::UnknownTenant(_) => "tenant_not_found",
+            ReceiveError::UnknownSource { .. } => "unknown_callback",
+            ReceiveError::NotConfigured { .. } => "callback_not_configured",
+            ReceiveError::MissingParam(_) => "missing_parameter",
+            ReceiveError::BodyTooLarge { .. } => "body_too_large",
+            ReceiveError::BadRequest(_) => "bad_request",
+            ReceiveError::Inbox(_) => "inbox_unavailable",
+            ReceiveError::Crypto(e) => match e {
+                CryptoError::SignatureMismatch => "bad_signature",
+                CryptoError::ReceiveIdMismatch { .. } => "wrong_receive_id",
+                CryptoError::HostileXml => "hostile_xml",
+                CryptoError::Base64 { .. } => "bad_base64",
+                CryptoError::CiphertextLength { .. }
+                | CryptoError::Padding { .. }
+                | CryptoError::BufferTooShort { .. }
+                | CryptoError::LengthOutOfRange { .. }
+                | CryptoError::InvalidUtf8 => "bad_ciphertext",
+                _ => "bad_callback",
+            },
+        }
+    }
+}
+
 /// How to check one endpoint's requests, built from the tenant's configuration.
 #[derive(Debug, Clone)]
 pub enum Receiver {

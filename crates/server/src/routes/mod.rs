@@ -1,6 +1,7 @@
 //! The route table. Each submodule holds the handlers of one area.
 
 pub(crate) mod auth;
+pub(crate) mod callbacks;
 pub(crate) mod directory;
 pub(crate) mod health;
 pub(crate) mod jssdk;
@@ -25,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .merge(directory_routes())
         .merge(sync_routes())
         .merge(auth::routes())
+        .merge(callbacks::routes())
         .merge(jssdk_routes())
         .merge(miniprogram::routes())
         .route(
