@@ -15,9 +15,12 @@
 //! - `GET /auth/{tenant}/logout[?return_to=…]` revokes the cookie's session and clears the cookie.
 //! - `GET /auth/{tenant}/me`: the session's user as JSON (cookie or `Authorization: Bearer wxs_…`).
 //!
-//! The session cookie is [`crate::guard::SESSION_COOKIE`] (what the provider guard reads): HttpOnly, SameSite=Lax, Path=/, Secure when the
-//! public URL is https. `state` handling and the return_to allow-list are in
-//! [`domain::identity::oauth`]. Every refusal is an HTML page saying what happened and creates nothing.
+//! The session cookie is [`crate::guard::SESSION_COOKIE`] (what the provider guard reads): HttpOnly,
+//! SameSite=Lax, Path=/, Secure when the public URL is https. A login start also sets a cookie named
+//! after the state's nonce (`wxb_login_<nonce>`, Path=/auth/{tenant}/, 10 minutes); a callback without it
+//! did not start in this browser (login CSRF) and is refused before the state is used. `state` handling
+//! and the return_to allow-list are in [`domain::identity::oauth`]. Every refusal is an HTML page saying
+//! what happened and creates nothing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -193,6 +196,51 @@ fn cookie(state: &AppState, value: &str, max_age_secs: u64) -> String {
     )
 }
 
+/// The cookie that ties a login to the browser that started it (RFC 6749 §10.12): named after the
+/// state's nonce, so logins in several tabs do not overwrite each other, and sent only to this tenant's
+/// `/auth` routes. A callback without it was not started in this browser (login CSRF) and is refused
+/// before the state is consumed.
+fn binding_cookie_name(state: &str) -> Option<String> {
+    state
+        .get(..32)
+        .filter(|n| n.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|n| format!("wxb_login_{n}"))
+}
+
+fn binding_cookie(state: &AppState, tenant: &str, st: &str) -> Option<String> {
+    let secure = if state.config.server.public_url.scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    let secs = domain::identity::oauth::STATE_TTL.as_secs();
+    binding_cookie_name(st).map(|name| {
+        format!("{name}=1; Max-Age={secs}; Path=/auth/{tenant}/; HttpOnly; SameSite=Lax{secure}")
+    })
+}
+
+/// Refuse a callback whose browser did not start the login (no binding cookie for its state).
+fn check_binding(headers: &HeaderMap, st: &str) -> Result<(), LoginPage> {
+    let Some(name) = binding_cookie_name(st) else {
+        // Not shaped like a state at all: the state check says so.
+        return Ok(());
+    };
+    let present = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .any(|(k, _)| k == name);
+    if present {
+        Ok(())
+    } else {
+        Err(LoginPage::bad(
+            "This login was not started in this browser (or its cookies are blocked); start the login again.",
+        ))
+    }
+}
+
 /// Open a session for `user_id` and redirect to `return_to` with the cookie set.
 async fn finish(
     state: &AppState,
@@ -306,7 +354,7 @@ pub async fn wecom_login(
             false,
         )
     };
-    Ok(redirect(&location, None))
+    Ok(redirect(&location, binding_cookie(&state, t.key(), &st)))
 }
 
 /// The WeCom login's callback.
@@ -314,6 +362,7 @@ pub async fn wecom_callback(
     State(state): State<AppState>,
     Path((tenant_key, app_name)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Result<Response, LoginPage> {
     let t = tenant(&state, &tenant_key)?;
     let app = t.wecom_app(&app_name).ok_or_else(|| {
@@ -322,13 +371,10 @@ pub async fn wecom_callback(
         ))
     })?;
     let db = db(&state)?;
+    let st = param(&q, "state").unwrap_or("");
+    check_binding(&headers, st)?;
     let pending = states(db)
-        .consume(
-            t.key(),
-            param(&q, "state").unwrap_or(""),
-            Provider::Wecom.as_str(),
-            &app_name,
-        )
+        .consume(t.key(), st, Provider::Wecom.as_str(), &app_name)
         .await
         .map_err(LoginPage::from)?;
     let code = param(&q, "code")
@@ -468,7 +514,7 @@ pub async fn wechat_login(
         ],
         true,
     );
-    Ok(redirect(&location, None))
+    Ok(redirect(&location, binding_cookie(&state, t.key(), &st)))
 }
 
 /// The WeChat login's callback.
@@ -476,6 +522,7 @@ pub async fn wechat_callback(
     State(state): State<AppState>,
     Path((tenant_key, account)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Result<Response, LoginPage> {
     let t = tenant(&state, &tenant_key)?;
     let (kind, provider, app_kind) = if account == WEBSITE {
@@ -500,13 +547,10 @@ pub async fn wechat_callback(
         .wechat()
         .ok_or_else(|| LoginPage::internal("a WeChat credential without a WeChat API handle"))?;
     let db = db(&state)?;
+    let st = param(&q, "state").unwrap_or("");
+    check_binding(&headers, st)?;
     let pending = states(db)
-        .consume(
-            t.key(),
-            param(&q, "state").unwrap_or(""),
-            provider.as_str(),
-            &account,
-        )
+        .consume(t.key(), st, provider.as_str(), &account)
         .await
         .map_err(LoginPage::from)?;
     let code = param(&q, "code")

@@ -1,8 +1,9 @@
 //! Browser logins under `/auth/...` end to end: the bridge on a real port, every upstream (API and login
 //! pages) pointed at the simulator, a hand-driven "browser" that follows redirects, submits the
-//! simulator's pick form and keeps the session cookie; each login ends with the token verified through
-//! `POST .../sessions/verify`. Then the refusals: tampered, expired and replayed state, a code used
-//! twice, return_to off the allow-list, a disabled member — each a clear page and no session.
+//! simulator's pick form and keeps its cookies (login binding, session); each login ends with the token
+//! verified through `POST .../sessions/verify`. Then the refusals: tampered, expired and replayed state,
+//! a callback in another browser, a code used twice, return_to off the allow-list, a disabled member —
+//! each a clear page and no session.
 
 use std::sync::Arc;
 
@@ -37,6 +38,8 @@ struct Env {
     db: Db,
     key: String,
     http: reqwest::Client,
+    /// The browser's login-binding cookies (`wxb_login_*`) set by the bridge.
+    jar: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 async fn env() -> Env {
@@ -72,6 +75,7 @@ async fn env() -> Env {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
+        jar: std::sync::Mutex::new(Vec::new()),
     }
 }
 
@@ -108,18 +112,55 @@ fn location(resp: &reqwest::Response) -> Option<String> {
 }
 
 impl Env {
-    /// GET `url` (relative to the bridge when it starts with `/`) as a browser with `ua`.
+    /// GET `url` (relative to the bridge when it starts with `/`) as a browser with `ua`, sending the
+    /// session token `cookie` if given and, to the bridge, the login-binding cookies it set.
     async fn get(&self, url: &str, ua: &str, cookie: Option<&str>) -> reqwest::Response {
+        self.get_with(url, ua, cookie, true).await
+    }
+
+    async fn get_with(
+        &self,
+        url: &str,
+        ua: &str,
+        cookie: Option<&str>,
+        with_jar: bool,
+    ) -> reqwest::Response {
         let url = if url.starts_with('/') {
             format!("{}{url}", self.base)
         } else {
             url.to_owned()
         };
-        let mut req = self.http.get(strip_fragment(&url)).header("user-agent", ua);
-        if let Some(c) = cookie {
-            req = req.header("cookie", format!("wxbridge_session={c}"));
+        let to_bridge = url.starts_with(&self.base);
+        let mut cookies: Vec<String> = Vec::new();
+        if to_bridge && with_jar {
+            for (k, v) in self.jar.lock().unwrap().iter() {
+                cookies.push(format!("{k}={v}"));
+            }
         }
-        req.send().await.unwrap()
+        if let Some(c) = cookie {
+            cookies.push(format!("wxbridge_session={c}"));
+        }
+        let mut req = self.http.get(strip_fragment(&url)).header("user-agent", ua);
+        if !cookies.is_empty() {
+            req = req.header("cookie", cookies.join("; "));
+        }
+        let resp = req.send().await.unwrap();
+        if to_bridge {
+            for v in resp.headers().get_all("set-cookie") {
+                let v = v.to_str().unwrap();
+                let (k, rest) = v.split_once('=').unwrap();
+                if k.starts_with("wxb_login_") {
+                    assert!(v.contains("HttpOnly") && v.contains("SameSite=Lax"), "{v}");
+                    let value = rest.split(';').next().unwrap().to_owned();
+                    let mut jar = self.jar.lock().unwrap();
+                    jar.retain(|(n, _)| n != k);
+                    if !v.contains("Max-Age=0") {
+                        jar.push((k.to_owned(), value));
+                    }
+                }
+            }
+        }
+        resp
     }
 
     /// Start at `start`, expect a redirect to the simulator's page, pick `who` there and return the
@@ -153,13 +194,20 @@ impl Env {
     }
 
     async fn land(&self, callback: &str) -> Landing {
-        let resp = self.get(callback, DESKTOP_UA, None).await;
+        self.land_with(callback, true).await
+    }
+
+    /// Follow the callback; `with_jar = false` is another browser (no login-binding cookie).
+    async fn land_with(&self, callback: &str, with_jar: bool) -> Landing {
+        let resp = self.get_with(callback, DESKTOP_UA, None, with_jar).await;
         let status = resp.status().as_u16();
         let location = location(&resp);
         let set_cookie = resp
             .headers()
-            .get("set-cookie")
-            .map(|v| v.to_str().unwrap().to_owned());
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|v| v.starts_with("wxbridge_session="));
         Landing {
             callback: callback.to_owned(),
             status,
@@ -429,6 +477,17 @@ async fn tampered_expired_and_replayed_state_and_a_reused_code_are_refused() {
     assert!(landed.body.contains("malformed"), "{}", landed.body);
     assert_eq!(env.session_count("ZhangSan").await, 0);
 
+    // The same callback in another browser (no login-binding cookie, e.g. a link an attacker sends):
+    // refused, and the state is not used up.
+    let elsewhere = env.land_with(&callback, false).await;
+    assert_eq!(elsewhere.status, 400, "{}", elsewhere.body);
+    assert!(
+        elsewhere.body.contains("not started in this browser"),
+        "{}",
+        elsewhere.body
+    );
+    assert_eq!(env.session_count("ZhangSan").await, 0);
+
     // The untouched callback still works once...
     let first = env.land(&callback).await;
     assert_eq!(first.status, 302, "{}", first.body);
@@ -473,6 +532,10 @@ async fn tampered_expired_and_replayed_state_and_a_reused_code_are_refused() {
         )
         .await
         .unwrap();
+    env.jar
+        .lock()
+        .unwrap()
+        .push((format!("wxb_login_{}", &old_state[..32]), "1".to_owned()));
     let (_, callback) = env.to_callback(&start, DESKTOP_UA, "ZhangSan").await;
     let code = url::Url::parse(&callback)
         .unwrap()
