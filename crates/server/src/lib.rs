@@ -77,10 +77,18 @@ pub async fn serve_on(
     let _dispatch = state.db.clone().map(|db| {
         domain::callbacks::Dispatcher::new(db, state.tenants.clone(), Default::default()).spawn()
     });
-    axum::serve(listener, router(state))
+    // The message outbox's worker, for as long as the server runs.
+    let outbox = state.db.clone().map(|db| {
+        domain::messages::OutboxWorker::new(db, state.tenants.clone(), Default::default()).spawn()
+    });
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(ServerError::Io)
+        .map_err(ServerError::Io);
+    if let Some(outbox) = outbox {
+        outbox.abort();
+    }
+    served
 }
 
 /// Completes on Ctrl-C or (on Unix) SIGTERM.

@@ -9,6 +9,7 @@ use utoipa::{Modify, OpenApi};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::auth;
 use crate::routes::jssdk;
+use crate::routes::messages;
 use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
 
 #[derive(OpenApi)]
@@ -40,7 +41,11 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         auth::me,
         miniprogram::login,
         miniprogram::decrypt,
-        miniprogram::phone
+        miniprogram::phone,
+        messages::send_message,
+        messages::list_messages,
+        messages::get_message,
+        messages::recall_message
     ),
     components(schemas(
         ErrorBody,
@@ -85,7 +90,19 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         miniprogram::MiniUserDto,
         miniprogram::MiniLoginResponse,
         miniprogram::MiniPhoneResponse,
-        miniprogram::MiniDecryptResponse
+        miniprogram::MiniDecryptResponse,
+        messages::SendMessageResponse,
+        messages::MessagesResponse,
+        messages::RecallResponse,
+        domain::messages::SendRequest,
+        domain::messages::Recipients,
+        domain::messages::RoleTarget,
+        domain::messages::MessageContent,
+        domain::messages::Article,
+        domain::messages::MessageView,
+        domain::messages::CallView,
+        domain::messages::InvalidRecipient,
+        domain::messages::RecallOutcome
     )),
     modifiers(&ApiKeyScheme),
     tags(
@@ -95,6 +112,7 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         (name = "sync", description = "Directory sync runs: start, history, live progress (Server-Sent Events)"),
         (name = "sessions", description = "Verify and revoke login session tokens (wxs_...)"),
         (name = "jssdk", description = "wx.config / wx.agentConfig parameters for a page (public; CORS for the app's JS-safe domains)"),
+        (name = "messages", description = "Message push through WeCom apps: the outbox, status per call, recall"),
         (name = "miniprograms", description = "Mini-program login (code -> session token), encryptedData decryption and phone numbers"),
     )
 )]

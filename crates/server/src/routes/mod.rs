@@ -5,6 +5,7 @@ pub(crate) mod callbacks;
 pub(crate) mod directory;
 pub(crate) mod health;
 pub(crate) mod jssdk;
+pub(crate) mod messages;
 pub(crate) mod miniprogram;
 pub(crate) mod progress;
 pub(crate) mod sessions;
@@ -29,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .merge(callbacks::routes())
         .merge(jssdk_routes())
         .merge(miniprogram::routes())
+        .merge(messages::routes())
         .route(
             "/api/v1/tenants/{tenant}/sessions/verify",
             post(sessions::verify_session),
