@@ -6,6 +6,7 @@
 
 mod api_env;
 mod auth_login;
+mod callbacks;
 mod directory_api;
 mod full;
 mod guard;
