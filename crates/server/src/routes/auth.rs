@@ -110,6 +110,14 @@ impl IntoResponse for LoginPage {
 
 impl From<LoginError> for LoginPage {
     fn from(e: LoginError) -> Self {
+        if e.is_bad_request()
+            || matches!(
+                e,
+                LoginError::UserNotActive { .. } | LoginError::MemberUnknown { .. }
+            )
+        {
+            tracing::info!(error = %e, "login refused");
+        }
         match &e {
             _ if e.is_bad_request() => LoginPage::bad(e.to_string()),
             LoginError::UserNotActive { status, .. } => LoginPage::new(
@@ -589,7 +597,18 @@ pub async fn wechat_callback(
     let resolved = graph
         .resolve_wechat_identity(t.key(), &login)
         .await
-        .map_err(LoginPage::internal)?;
+        .map_err(|e| match e {
+            domain::identity::IdentityError::MergeConflict { .. } => {
+                tracing::warn!(error = %e, "WeChat login needs an operator");
+                LoginPage::new(
+                    StatusCode::CONFLICT,
+                    "Account needs attention",
+                    "This WeChat account belongs to more than one member of the organisation; \
+                     an administrator has to link it by hand before you can log in.",
+                )
+            }
+            other => LoginPage::internal(other),
+        })?;
     let user = db
         .user(t.key(), resolved.user_id)
         .await
