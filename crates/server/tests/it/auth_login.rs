@@ -716,3 +716,42 @@ async fn login_state_store_on_each_backend() {
         db.close().await;
     }
 }
+
+/// Behind an https public URL the cookies are Secure, and the authorize URLs use the configured
+/// upstream (the real hosts by default; nothing is called here).
+#[tokio::test]
+async fn https_public_url_makes_cookies_secure() {
+    use tower::ServiceExt;
+    let toml = format!(
+        "[server]\npublic_url = \"https://bridge.example.com\"\n{}",
+        crate::support::toml_with_key()
+    )
+    .replace(
+        "[tenants.acme]\n",
+        "[tenants.acme]\nreturn_to_allow = [\"https://app.example.com/app\"]\n",
+    );
+    let st = crate::support::state(config_from(&toml), true).await;
+    st.db.clone().unwrap().migrate().await.unwrap();
+    let app = server::router(st);
+    let req = axum::http::Request::get(start_url("/auth/acme/wecom/main/login", RETURN_TO, ""))
+        .header("user-agent", DESKTOP_UA)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let loc = resp.headers()["location"].to_str().unwrap();
+    assert!(
+        loc.starts_with("https://login.work.weixin.qq.com/wwlogin/sso/login?"),
+        "{loc}"
+    );
+    assert!(
+        loc.contains(
+            "redirect_uri=https%3A%2F%2Fbridge.example.com%2Fauth%2Facme%2Fwecom%2Fmain%2Fcallback"
+        ),
+        "{loc}"
+    );
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("wxb_login_"), "{cookie}");
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("Path=/auth/acme/"), "{cookie}");
+}
