@@ -7,6 +7,7 @@
 mod conformance;
 mod directory;
 mod identity;
+mod inbox;
 mod manager;
 mod migrations;
 mod replicas;
