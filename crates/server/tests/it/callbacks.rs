@@ -29,6 +29,7 @@ struct Env {
     tenant: String,
     corpid: String,
     db: Db,
+    tenants: Tenants,
     pg_database: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), server::ServerError>>>,
@@ -51,6 +52,11 @@ async fn create_pg_database() -> (String, String) {
 }
 
 async fn env(backend: &str) -> Env {
+    env_with(backend, true).await
+}
+
+/// `serve`: run the server (and so its dispatch worker); without it the test drives a `Dispatcher` itself.
+async fn env_with(backend: &str, serve: bool) -> Env {
     let sim = Simulator::generate(SimConfig::new(5, 30, 4));
     let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let mut file =
@@ -80,13 +86,15 @@ async fn env(backend: &str) -> Env {
         Arc::new(SystemClock),
     );
     let tenants = Tenants::build(&config, tokens).unwrap();
-    let state = AppState::new(config, tenants, Some(db.clone()));
+    let state = AppState::new(config, tenants.clone(), Some(db.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve_on(state, listener, async {
-        let _ = stopped.await;
-    }));
+    let server = serve.then(|| {
+        tokio::spawn(server::serve_on(state, listener, async {
+            let _ = stopped.await;
+        }))
+    });
     let corpid = sim.info().corps[0].corpid.clone();
     Env {
         sim,
@@ -96,8 +104,9 @@ async fn env(backend: &str) -> Env {
         corpid,
         db,
         pg_database,
+        tenants,
         stop: Some(stop),
-        server: Some(server),
+        server,
         running: Some(running),
         _dir: dir,
     }
@@ -661,6 +670,106 @@ async fn bad_callbacks_are_refused_with_a_clear_error_and_nothing_is_stored() {
             env.db.inbox_counts(&env.tenant).await.unwrap().is_empty(),
             "{backend}: nothing stored: {:?}",
             env.inbox().await
+        );
+        env.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn failing_events_are_retried_with_backoff_then_dead_and_can_be_requeued() {
+    use domain::callbacks::{CallbackSource, DispatchOptions, Dispatcher, accept};
+    for backend in backends() {
+        let env = env_with(backend, false).await;
+        let dispatcher = Dispatcher::new(
+            env.db.clone(),
+            env.tenants.clone(),
+            DispatchOptions {
+                backoff_base: Duration::from_millis(20),
+                backoff_max: Duration::from_millis(40),
+                max_attempts: 3,
+                ..DispatchOptions::default()
+            },
+        );
+        let userid = env.sim.directory().members[0].userid.clone();
+        let store_msg = |xml: String| wx_crypto::CallbackMessage::parse_owned(xml).unwrap();
+        // 48002 (API forbidden) is never retried inside wx-api: the apply fails with DM008.
+        env.sim.inject_fault("/cgi-bin/user/get", 48002, None);
+        let failing = store_msg(update_user_event(&env.corpid, &userid, "1700000010"));
+        let src = CallbackSource::WecomContacts;
+        let id = accept(&env.db, &env.tenant, &src, &failing, 1)
+            .await
+            .unwrap()
+            .id
+            .unwrap();
+        // A change_contact without its UserID is malformed: dead at once, never retried.
+        let mut b = XmlBuilder::new();
+        b.cdata("ToUserName", &env.corpid)
+            .cdata("FromUserName", "sys")
+            .text("CreateTime", "1700000011")
+            .cdata("MsgType", "event")
+            .cdata("Event", "change_contact")
+            .cdata("ChangeType", "update_user");
+        let malformed = accept(&env.db, &env.tenant, &src, &store_msg(b.finish()), 1)
+            .await
+            .unwrap()
+            .id
+            .unwrap();
+
+        let mut total = domain::callbacks::DispatchReport::default();
+        let start = Instant::now();
+        loop {
+            let r = dispatcher.run_once().await.unwrap();
+            total.retried += r.retried;
+            total.dead += r.dead;
+            total.done += r.done;
+            if total.dead == 2 {
+                break;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{backend}: never dead: {:?}",
+                env.inbox().await
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            total.retried, 2,
+            "{backend}: two retries before the third attempt gives up"
+        );
+        assert_eq!(total.done, 0);
+        let dead = env
+            .db
+            .inbox_messages(&env.tenant, Some(InboxStatus::Dead), 10)
+            .await
+            .unwrap();
+        let row = dead.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(row.attempts, 3, "{backend}: {row:?}");
+        let err = row.last_error.as_deref().unwrap();
+        assert!(
+            err.contains("gave up after 3 attempts") && err.contains("DM008"),
+            "{err}"
+        );
+        let bad = dead.iter().find(|r| r.id == malformed).unwrap();
+        assert_eq!(
+            bad.attempts, 1,
+            "{backend}: a malformed event is not retried"
+        );
+        assert!(
+            bad.last_error.as_deref().unwrap().contains("DM007"),
+            "{bad:?}"
+        );
+
+        // Upstream recovers; the operator requeues the dead row and it is applied.
+        env.sim.clear_fault("/cgi-bin/user/get");
+        assert!(env.db.requeue_dead_inbox(&env.tenant, id, 0).await.unwrap());
+        let r = dispatcher.run_once().await.unwrap();
+        assert_eq!((r.claimed, r.done), (1, 1), "{backend}: {r:?}");
+        assert!(
+            env.db
+                .user_by_wecom_userid(&env.tenant, &env.corpid, &userid)
+                .await
+                .unwrap()
+                .is_some()
         );
         env.shutdown().await;
     }
