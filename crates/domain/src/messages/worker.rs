@@ -143,25 +143,31 @@ impl OutboxWorker {
             .min(self.options.max_backoff)
     }
 
-    /// Claim one batch of due messages and process each; the number claimed.
+    /// Claim one batch of due messages per configured tenant (a worker never touches a tenant it has no
+    /// configuration for) and process each; the number claimed.
     pub async fn run_once(&self) -> Result<usize, MessageError> {
-        let now = self.now();
-        let claimed = self
-            .db
-            .claim_outbox_messages(
-                &self.owner,
-                now,
-                now.saturating_add(ms(self.options.lease)),
-                self.options.batch,
-            )
-            .await?;
-        for message in &claimed {
-            if let Err(e) = self.process(message).await {
-                // The lease runs out and the message comes back; nothing is lost.
-                tracing::warn!(tenant.key = %message.tenant, message.id = message.id, error = %e, "outbox message not processed");
+        let mut total = 0;
+        for tenant in self.tenants.iter() {
+            let now = self.now();
+            let claimed = self
+                .db
+                .claim_outbox_messages(
+                    tenant.key(),
+                    &self.owner,
+                    now,
+                    now.saturating_add(ms(self.options.lease)),
+                    self.options.batch,
+                )
+                .await?;
+            for message in &claimed {
+                if let Err(e) = self.process(message).await {
+                    // The lease runs out and the message comes back; nothing is lost.
+                    tracing::warn!(tenant.key = %message.tenant, message.id = message.id, error = %e, "outbox message not processed");
+                }
             }
+            total += claimed.len();
         }
-        Ok(claimed.len())
+        Ok(total)
     }
 
     /// Run until the task is dropped: a batch at a time, pausing when nothing is due.

@@ -11,4 +11,5 @@ mod directory_sync;
 mod directory_tags;
 mod identity;
 mod identity_miniprogram;
+mod messages;
 mod progress;

@@ -82,16 +82,21 @@ impl Db {
         dispatch!(self, calls(message_id))
     }
 
-    /// Claim up to `limit` due messages (queued and due, or claimed under an expired lease) for `owner`
-    /// until `lease_until_ms`. Safe with several workers on one database: each message goes to one.
+    /// Claim up to `limit` of the tenant's due messages (queued and due, or claimed under an expired
+    /// lease) for `owner` until `lease_until_ms`. Safe with several workers on one database: each message
+    /// goes to one.
     pub async fn claim_outbox_messages(
         &self,
+        tenant: &str,
         owner: &str,
         now_ms: i64,
         lease_until_ms: i64,
         limit: u32,
     ) -> Result<Vec<OutboxMessage>, Error> {
-        dispatch!(self, claim(owner, now_ms, lease_until_ms, i64::from(limit)))
+        dispatch!(
+            self,
+            claim(tenant, owner, now_ms, lease_until_ms, i64::from(limit))
+        )
     }
 
     /// Extend `owner`'s lease; false if it no longer holds it.

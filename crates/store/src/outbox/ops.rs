@@ -184,6 +184,7 @@ pub(super) async fn calls(pool: &Pool, message_id: i64) -> Result<Vec<OutboxCall
 
 pub(super) async fn claim(
     pool: &Pool,
+    tenant: &str,
     owner: &str,
     now: i64,
     lease_until: i64,
@@ -196,8 +197,8 @@ pub(super) async fn claim(
     let sql = format!(
         "UPDATE outbox_messages SET status = 'sending', lease_owner = $1, lease_until_ms = $2, \
          updated_at_ms = $3 WHERE id IN (SELECT id FROM outbox_messages \
-         WHERE (status = 'queued' AND next_attempt_at_ms <= $3) \
-            OR (status = 'sending' AND lease_until_ms <= $3) \
+         WHERE tenant = $5 AND ((status = 'queued' AND next_attempt_at_ms <= $3) \
+            OR (status = 'sending' AND lease_until_ms <= $3)) \
          ORDER BY id LIMIT $4{lock}) RETURNING {MESSAGE_COLS}"
     );
     let mut tx = begin_write(pool).await?;
@@ -206,6 +207,7 @@ pub(super) async fn claim(
         .bind(lease_until)
         .bind(now)
         .bind(limit)
+        .bind(tenant)
         .fetch_all(&mut *tx)
         .await
         .map_err(query_error)?;
