@@ -588,3 +588,76 @@ async fn a_rate_limit_gives_the_message_back_and_claims_never_overlap() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_workers_and_a_dead_claim_send_every_message_exactly_once() {
+    let e = env(30, 4).await;
+    let (dbs, _dir) = databases().await;
+    let userids: Vec<String> = e
+        .sim
+        .directory()
+        .members
+        .iter()
+        .map(|m| m.userid.clone())
+        .collect();
+    for (name, db) in &dbs {
+        sync(&e, db).await;
+        let mut users = Vec::new();
+        for u in &userids {
+            users.push(local_user(&e, db, u).await);
+        }
+        let before = e.sim.stats().messages.len();
+        let mut ids = Vec::new();
+        for (i, user) in users.iter().enumerate() {
+            let to = Recipients {
+                users: vec![*user],
+                ..Recipients::default()
+            };
+            let body = format!("burst {i}");
+            let a = messages::accept(db, e.tenant(), &text(&unique("burst"), to, &body), now())
+                .await
+                .unwrap();
+            ids.push(a.id);
+        }
+        // A worker that claimed five messages and died: its lease (1 ms) runs out and they come back.
+        let t = now();
+        let dead = db
+            .claim_outbox_messages(&e.key, "dead-worker", t, t + 1, 5)
+            .await
+            .unwrap();
+        assert_eq!(dead.len(), 5, "{name}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+        // Three workers (as three replicas would) drain the rest concurrently.
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let w = OutboxWorker::new(
+                db.clone(),
+                e.tenants.clone(),
+                WorkerOptions {
+                    batch: 2,
+                    ..WorkerOptions::default()
+                },
+            );
+            tasks.push(tokio::spawn(async move {
+                while w.run_once().await.unwrap() > 0 {}
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let sent = e.sim.stats().messages[before..].to_vec();
+        let mut bodies: Vec<String> = sent
+            .iter()
+            .map(|m| m.body["text"]["content"].as_str().unwrap().to_owned())
+            .collect();
+        bodies.sort();
+        let mut expected: Vec<String> = (0..users.len()).map(|i| format!("burst {i}")).collect();
+        expected.sort();
+        assert_eq!(bodies, expected, "{name}: each message sent exactly once");
+        for id in ids {
+            let row = db.outbox_message(&e.key, id).await.unwrap().unwrap();
+            assert_eq!(row.status, store::OutboxStatus::Sent, "{name}: {row:?}");
+        }
+    }
+}
