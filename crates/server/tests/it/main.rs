@@ -11,6 +11,7 @@ mod directory_api;
 mod full;
 mod guard;
 mod jssdk;
+mod messages_api;
 mod miniprogram;
 mod openapi;
 mod router;
