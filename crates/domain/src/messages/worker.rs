@@ -29,7 +29,8 @@ use crate::{Db, Tenants};
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// How long a claim lasts; renewed before each call. A crashed worker's messages come back after it.
+    /// How long a claim lasts; renewed before each call, so it must outlast one call (the client's 10 s
+    /// request timeout plus its busy retries). A crashed worker's messages come back after it.
     pub lease: Duration,
     /// How long to wait when nothing is due.
     pub poll_interval: Duration,
@@ -46,7 +47,7 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(250),
             batch: 16,
             max_attempts: 8,

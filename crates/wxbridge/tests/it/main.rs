@@ -6,5 +6,6 @@
 mod cli_bench;
 mod cli_config;
 mod cli_crypto;
+mod cli_messages_crash;
 mod cli_serve;
 mod cli_sync;
