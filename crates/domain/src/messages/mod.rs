@@ -703,3 +703,136 @@ pub async fn recall(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users(n: usize) -> Vec<(String, i64)> {
+        (0..n)
+            .map(|i| (format!("u{i}"), i64::try_from(i).unwrap_or(0)))
+            .collect()
+    }
+
+    fn parties(n: usize) -> Vec<(i64, i64)> {
+        (0..n)
+            .map(|i| {
+                let i = i64::try_from(i).unwrap_or(0);
+                (i + 2, i + 100)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn calls_are_cut_at_1000_users_and_100_departments() {
+        let sizes = |calls: &[CallTargets]| -> Vec<(usize, usize)> {
+            calls
+                .iter()
+                .map(|c| (c.users.len(), c.parties.len()))
+                .collect()
+        };
+        assert_eq!(sizes(&split(&users(1000), &[])), vec![(1000, 0)]);
+        assert_eq!(sizes(&split(&users(1001), &[])), vec![(1000, 0), (1, 0)]);
+        assert_eq!(
+            sizes(&split(&users(2500), &parties(150))),
+            vec![(1000, 100), (1000, 50), (500, 0)]
+        );
+        assert_eq!(
+            sizes(&split(&[], &parties(201))),
+            vec![(0, 100), (0, 100), (0, 1)]
+        );
+        assert!(split(&[], &[]).is_empty());
+        // Nothing lost or repeated.
+        let calls = split(&users(2345), &[]);
+        let all: Vec<_> = calls.iter().flat_map(|c| c.users.clone()).collect();
+        assert_eq!(all, users(2345));
+    }
+
+    #[test]
+    fn invalid_userids_and_parties_map_back_to_local_ids_case_insensitively() {
+        let targets = CallTargets {
+            all: false,
+            users: vec![("ZhangSan".into(), 7), ("lisi".into(), 8)],
+            parties: vec![(12, 40)],
+        };
+        let got = targets.map_invalid(&["zhangsan".into(), "stranger".into()], &["12".into()], &[]);
+        assert_eq!(
+            got,
+            vec![
+                InvalidRecipient::user(7, "invaliduser"),
+                InvalidRecipient::role(40, "invalidparty")
+            ]
+        );
+        assert_eq!(targets.all_invalid().len(), 3);
+    }
+
+    fn request(to: Recipients, message: MessageContent) -> SendRequest {
+        SendRequest {
+            app: "main".into(),
+            idempotency_key: "k".into(),
+            to,
+            message,
+            safe: None,
+        }
+    }
+
+    #[test]
+    fn requests_are_validated_before_anything_is_stored() {
+        let one = Recipients {
+            users: vec![1],
+            ..Recipients::default()
+        };
+        let text = |s: &str| MessageContent::Text { content: s.into() };
+        assert!(validate(&request(one.clone(), text("hi"))).is_ok());
+        for (to, message, needle) in [
+            (Recipients::default(), text("hi"), "no recipients"),
+            (
+                Recipients {
+                    all: true,
+                    users: vec![1],
+                    ..Recipients::default()
+                },
+                text("hi"),
+                "cannot be combined",
+            ),
+            (one.clone(), text("  "), "must not be empty"),
+            (one.clone(), text(&"x".repeat(2049)), "2048"),
+            (
+                one.clone(),
+                MessageContent::News { articles: vec![] },
+                "1 to 8",
+            ),
+            (
+                one.clone(),
+                MessageContent::TemplateCard {
+                    template_card: serde_json::json!({ "main_title": {} }),
+                },
+                "card_type",
+            ),
+        ] {
+            let err = validate(&request(to, message)).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err} lacks {needle}");
+        }
+        let mut long_key = request(one, text("hi"));
+        long_key.idempotency_key = "k".repeat(129);
+        assert!(validate(&long_key).is_err());
+    }
+
+    #[test]
+    fn the_hash_ignores_json_key_order_but_not_content() {
+        let a: SendRequest = serde_json::from_str(
+            r#"{"app":"main","idempotency_key":"k","to":{"users":[1]},"message":{"kind":"text","content":"hi"}}"#,
+        )
+        .unwrap();
+        let b: SendRequest = serde_json::from_str(
+            r#"{"message":{"content":"hi","kind":"text"},"to":{"users":[1]},"idempotency_key":"k","app":"main"}"#,
+        )
+        .unwrap();
+        assert_eq!(request_hash(&a).unwrap(), request_hash(&b).unwrap());
+        let mut c = a.clone();
+        c.message = MessageContent::Text {
+            content: "ho".into(),
+        };
+        assert_ne!(request_hash(&a).unwrap(), request_hash(&c).unwrap());
+    }
+}
