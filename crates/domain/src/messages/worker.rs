@@ -161,9 +161,18 @@ impl OutboxWorker {
                 )
                 .await?;
             for message in &claimed {
-                if let Err(e) = self.process(message).await {
+                match self.process(message).await {
+                    Ok(()) => {}
+                    // A stored row that does not parse will not parse next time either: fail it
+                    // instead of claiming it again every lease.
+                    Err(e @ MessageError::Corrupt { .. }) => {
+                        tracing::error!(tenant.key = %message.tenant, message.id = message.id, error = %e, "outbox message unreadable; failed");
+                        self.fail(message, &e.to_string()).await?;
+                    }
                     // The lease runs out and the message comes back; nothing is lost.
-                    tracing::warn!(tenant.key = %message.tenant, message.id = message.id, error = %e, "outbox message not processed");
+                    Err(e) => {
+                        tracing::warn!(tenant.key = %message.tenant, message.id = message.id, error = %e, "outbox message not processed");
+                    }
                 }
             }
             total += claimed.len();

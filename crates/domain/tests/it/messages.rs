@@ -661,3 +661,38 @@ async fn concurrent_workers_and_a_dead_claim_send_every_message_exactly_once() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_stored_message_fails_instead_of_coming_back_forever() {
+    let e = env(5, 2).await;
+    let (dbs, _dir) = databases().await;
+    for (name, db) in &dbs {
+        let new = store::NewOutboxMessage {
+            app: "main".into(),
+            idempotency_key: unique("corrupt"),
+            request_hash: "0".repeat(64),
+            request: "{ not json".into(),
+            msgtype: "text".into(),
+            status: store::OutboxStatus::Queued,
+            error: None,
+            invalid: "[]".into(),
+            calls: vec!["{}".into()],
+        };
+        let store::EnqueueOutcome::Created(id) = db
+            .enqueue_outbox_message(&e.key, &new, now())
+            .await
+            .unwrap()
+        else {
+            panic!("{name}: not created");
+        };
+        let before = e.sim.stats().messages.len();
+        drain(&e, db).await;
+        let row = db.outbox_message(&e.key, id).await.unwrap().unwrap();
+        assert_eq!(row.status, store::OutboxStatus::Failed, "{name}: {row:?}");
+        assert!(
+            row.error.as_deref().unwrap_or("").contains("MS006"),
+            "{row:?}"
+        );
+        assert_eq!(e.sim.stats().messages.len(), before, "{name}: nothing sent");
+    }
+}
