@@ -82,6 +82,8 @@ pub struct SyncOutcome {
     pub scope: VisibleScope,
     /// 45009 block windows waited out during the fetch.
     pub rate_limit_waits: u64,
+    /// The tag mirror's pass ([`super::tags::sync_tags`]), run at the end of a succeeded run only.
+    pub tags: Option<super::tags::TagSyncReport>,
 }
 
 /// Distinguishes lease holders within one process; the process id separates processes.
@@ -445,6 +447,15 @@ async fn steps(
         Some(why) => (SyncStatus::Failed, Some(why)),
         None => (status, reason),
     };
+    // Tags are matched to the users and departments just stored: only after a run that succeeded.
+    let tags = if status == SyncStatus::Succeeded {
+        let tag_opts = super::tags::TagSyncOptions::for_fetch(&opts.fetch);
+        let clock = run.clock.as_ref();
+        let r = super::tags::sync_tags(run.db, run.tenant, app, clock, &tag_opts, opts.dry_run);
+        Some(r.await.map_err(|e| run.fail("mirroring tags", e))?)
+    } else {
+        None
+    };
     run.db
         .finish_sync_run(
             run.tenant,
@@ -473,6 +484,7 @@ async fn steps(
         strategy: upstream.strategy,
         scope: upstream.scope,
         rate_limit_waits: upstream.rate_limit_waits,
+        tags,
     })
 }
 

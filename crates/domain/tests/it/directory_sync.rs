@@ -176,7 +176,12 @@ async fn assert_matches(db: &Db, tenant: &str, e: &Env) {
         };
         assert_eq!(user.status, status, "{}", m.userid);
         let mut got = BTreeSet::new();
-        for r in db.user_roles(tenant, user.id).await.unwrap() {
+        // Department roles only: tag roles are the tag mirror's (directory_tags).
+        let roles = db.user_roles(tenant, user.id).await.unwrap();
+        for r in roles
+            .into_iter()
+            .filter(|r| r.role.origin == store::RoleOrigin::Wecom)
+        {
             let dept = db
                 .department_of_role(tenant, r.role.id)
                 .await

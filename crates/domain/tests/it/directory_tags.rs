@@ -762,3 +762,54 @@ async fn tag_reads_keep_to_the_budget_and_wait_out_45009() {
     assert_eq!(e.sim.stats().calls_with("/cgi-bin/tag/get", 45009), 0);
     assert_eq!(out.applied.rows_written(), 0);
 }
+
+#[tokio::test]
+async fn the_full_sync_run_mirrors_tags_at_its_end() {
+    let e = Env::generated(SimConfig::default()).await;
+    let (dbs, _dir) = databases().await;
+    for (name, db) in &dbs {
+        let t = tenant("tags-run");
+        // A dry run mirrors nothing.
+        let dry = run_full_sync(
+            db,
+            &t,
+            &e.app,
+            e.clock.clone(),
+            SyncOptions {
+                dry_run: true,
+                ..SyncOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let report = dry.tags.expect("a succeeded dry run previews tags");
+        assert!(report.dry_run && !report.wrote());
+        assert!(
+            db.load_tags(&t, &e.corpid).await.unwrap().is_empty(),
+            "{name}"
+        );
+
+        let out = run_full_sync(db, &t, &e.app, e.clock.clone(), SyncOptions::default())
+            .await
+            .unwrap();
+        let report = out.tags.expect("a succeeded run mirrors tags");
+        assert!(report.is_complete(), "{name}: {:?}", report.errors);
+        assert_eq!(
+            report.applied.roles_created,
+            e.sim.directory().tags.len() as u64
+        );
+        assert_tags_match(db, &t, &e, name).await;
+
+        let again = run_full_sync(db, &t, &e.app, e.clock.clone(), SyncOptions::default())
+            .await
+            .unwrap();
+        let report = again.tags.expect("tags");
+        assert_eq!(
+            report.applied.rows_written(),
+            0,
+            "{name}: {:?}",
+            report.applied
+        );
+        assert_eq!(again.applied, store::ApplyReport::default());
+    }
+}
