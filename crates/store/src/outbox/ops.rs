@@ -201,6 +201,21 @@ pub(super) async fn claim(
             OR (status = 'sending' AND lease_until_ms <= $3)) \
          ORDER BY id LIMIT $4{lock}) RETURNING {MESSAGE_COLS}"
     );
+    // Idle workers poll: look first without a write transaction (on SQLite, BEGIN IMMEDIATE takes the
+    // database's one write lock even when nothing is due).
+    let due: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM outbox_messages WHERE tenant = $1 AND \
+         ((status = 'queued' AND next_attempt_at_ms <= $2) OR (status = 'sending' AND lease_until_ms <= $2)) \
+         LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(query_error)?;
+    if due.is_none() {
+        return Ok(Vec::new());
+    }
     let mut tx = begin_write(pool).await?;
     let rows: Vec<MessageRow> = sqlx::query_as(&sql)
         .bind(owner)
