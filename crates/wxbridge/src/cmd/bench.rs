@@ -25,6 +25,8 @@ use super::{CmdError, CmdResult};
 pub enum BenchCmd {
     /// Full sync then no-change re-sync of a generated corp (simulator in a child process, SQLite).
     Sync(BenchSyncArgs),
+    /// Callback endpoint load: accepted/s and ack latency over loopback HTTP on SQLite.
+    Callbacks(super::bench_callbacks::BenchCallbacksArgs),
 }
 
 /// How members are read during the benchmark.
@@ -96,6 +98,7 @@ struct Report {
 pub fn run(cmd: BenchCmd) -> CmdResult {
     match cmd {
         BenchCmd::Sync(args) => super::serve::runtime()?.block_on(bench_sync(args)),
+        BenchCmd::Callbacks(args) => super::bench_callbacks::run(args),
     }
 }
 

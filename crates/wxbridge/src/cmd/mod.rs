@@ -3,6 +3,7 @@
 
 pub mod api_key;
 pub mod bench;
+pub mod bench_callbacks;
 pub mod check;
 pub mod crypto;
 pub mod demo;
