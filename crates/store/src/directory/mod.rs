@@ -199,15 +199,19 @@ impl Db {
     }
 
     /// A role's open memberships with their users: the role's own, or with `with_sub_roles` also those
-    /// of every non-archived role below it (one row per membership, so a user in two sub-roles appears
-    /// twice, once for each).
+    /// of every non-archived role below it and of the roles it includes (a tag's departments, see
+    /// [`Db::role_members_expanded`]); one row per membership, so a user in two sub-roles appears twice,
+    /// once for each.
     pub async fn role_members(
         &self,
         tenant: &str,
         role_id: RoleId,
         with_sub_roles: bool,
     ) -> Result<Vec<RoleMember>, Error> {
-        let rows = dispatch!(self, role_members(tenant, role_id.get(), with_sub_roles))?;
+        if with_sub_roles {
+            return self.role_members_expanded(tenant, role_id).await;
+        }
+        let rows = dispatch!(self, role_members(tenant, role_id.get()))?;
         Ok(rows
             .into_iter()
             .map(|(membership, user)| RoleMember { membership, user })

@@ -744,29 +744,14 @@ pub(super) async fn role_members(
     pool: &Pool,
     tenant: &str,
     role_id: i64,
-    with_sub_roles: bool,
 ) -> Result<Vec<(Membership, User)>, Error> {
-    // Sub-roles: the role itself plus every non-archived descendant. UNION (not UNION ALL) stops on a
-    // cycle instead of looping forever should the tree ever be corrupted.
-    let sql = if with_sub_roles {
-        format!(
-            "WITH RECURSIVE tree(id) AS ( \
-                SELECT id FROM roles WHERE tenant = $1 AND id = $2 \
-                UNION SELECT c.id FROM roles c JOIN tree t ON c.parent_id = t.id \
-                WHERE c.tenant = $1 AND c.archived_at_ms IS NULL) \
-             SELECT {MEMBERSHIP_COLS}, {USER_COLS} FROM memberships m \
-             JOIN users u ON u.id = m.user_id AND u.tenant = m.tenant \
-             WHERE m.tenant = $1 AND m.role_id IN (SELECT id FROM tree) AND m.ended_at_ms IS NULL \
-             ORDER BY m.role_id, m.sort_order, u.id"
-        )
-    } else {
-        format!(
-            "SELECT {MEMBERSHIP_COLS}, {USER_COLS} FROM memberships m \
-             JOIN users u ON u.id = m.user_id AND u.tenant = m.tenant \
-             WHERE m.tenant = $1 AND m.role_id = $2 AND m.ended_at_ms IS NULL \
-             ORDER BY m.sort_order, u.id"
-        )
-    };
+    // The role's own members only; with sub-roles and inclusions see `tags_ops::role_members_expanded`.
+    let sql = format!(
+        "SELECT {MEMBERSHIP_COLS}, {USER_COLS} FROM memberships m \
+         JOIN users u ON u.id = m.user_id AND u.tenant = m.tenant \
+         WHERE m.tenant = $1 AND m.role_id = $2 AND m.ended_at_ms IS NULL \
+         ORDER BY m.sort_order, u.id"
+    );
     memberships_with(pool, &sql, tenant, role_id, |row| {
         use sqlx::Row;
         let user: UserRow = (

@@ -133,7 +133,7 @@ async fn tag_role_members(db: &Db, role: store::RoleId, expanded: bool) -> Vec<(
     let rows = if expanded {
         db.role_members_expanded(T, role).await.unwrap()
     } else {
-        db.role_members(T, role, true).await.unwrap()
+        db.role_members(T, role, false).await.unwrap()
     };
     let mut out: Vec<_> = rows
         .into_iter()
@@ -223,6 +223,16 @@ async fn tag_roles_hold_users_and_include_departments(db: Db) {
     ];
     want.sort();
     assert_eq!(tag_role_members(&db, role.id, true).await, want);
+    // "With sub-roles" means the same for a tag role: its departments' members are its members.
+    let mut with_sub: Vec<_> = db
+        .role_members(T, role.id, true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.user.id, m.membership.role_id.get()))
+        .collect();
+    with_sub.sort();
+    assert_eq!(with_sub, want);
 
     // The directory sync never sees the tag: not a department, its memberships not loaded.
     let dir = db.load_directory(T, CORP).await.unwrap();
