@@ -33,6 +33,8 @@ pub struct AppState {
     pub progress: ProgressHub,
     /// The runs this process executes in the background.
     pub runs: runs::LocalRuns,
+    /// The callback inbox's group commit (`routes::callbacks`).
+    pub inbox: domain::callbacks::InboxWriter,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             db,
             progress: ProgressHub::default(),
             runs: runs::LocalRuns::default(),
+            inbox: domain::callbacks::InboxWriter::default(),
         }
     }
 }

@@ -4,8 +4,9 @@
 //!   tenant's directory credential ([`crate::directory::options::directory_credential`]), whichever
 //!   endpoint received it.
 //! - Everything else (messages, subscribe / unsubscribe, click, view, enter_agent, location, ...) is
-//!   finished as `pending_webhook`: the business webhook (issue 5 item 3) delivers those rows; nothing
-//!   here acts on them yet (subscribe / unsubscribe do not touch the account graph yet either).
+//!   stored as `pending_webhook` from the start ([`super::initial_status`]) and never claimed here: the
+//!   business webhook (issue 5 item 3) delivers those rows. Should one be claimed anyway it is finished
+//!   as `pending_webhook`. subscribe / unsubscribe do not touch the account graph yet.
 //!
 //! Exactly once: a claim is a lease (`lease`), so a crashed worker's rows come back; the apply is
 //! idempotent (it re-reads upstream and writes nothing for a redelivered event), and the row is marked

@@ -20,5 +20,6 @@ mod receive;
 
 pub use dispatch::{DispatchHandle, DispatchOptions, DispatchReport, Dispatcher};
 pub use receive::{
-    Accepted, CallbackQuery, CallbackSource, ReceiveError, Receiver, accept, message_kind,
+    Accepted, CallbackQuery, CallbackSource, InboxWriter, ReceiveError, Receiver, accept,
+    initial_status, message_kind,
 };

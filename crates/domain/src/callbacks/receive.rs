@@ -2,6 +2,7 @@
 //! parsed and written to the inbox.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 use wx_crypto::{CallbackCrypto, CallbackMessage, CryptoError};
@@ -313,6 +314,17 @@ pub fn message_kind(msg: &CallbackMessage) -> String {
     }
 }
 
+/// The status a message starts in: `pending` when the dispatch worker handles it (change_contact),
+/// `pending_webhook` when only the business webhook does (every other message and event), so the
+/// worker never has to claim those.
+pub fn initial_status(msg: &CallbackMessage) -> store::InboxStatus {
+    if msg.change_contact().is_some() {
+        store::InboxStatus::Pending
+    } else {
+        store::InboxStatus::PendingWebhook
+    }
+}
+
 /// A callback written to the inbox (or recognised as a redelivery).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accepted {
@@ -340,6 +352,7 @@ pub async fn accept(
         kind: &kind,
         payload: msg.plaintext(),
         received_at_ms: now_ms,
+        status: initial_status(msg),
     };
     match db.insert_inbox(&new).await {
         Ok(store::InboxInsert::Inserted(id)) => Ok(Accepted {
@@ -351,5 +364,119 @@ pub async fn accept(
             duplicate: true,
         }),
         Err(e) => Err(ReceiveError::Inbox(e.to_string())),
+    }
+}
+
+/// A message waiting for the group commit.
+struct Job {
+    tenant: String,
+    source: String,
+    dedup_key: String,
+    kind: String,
+    payload: String,
+    received_at_ms: i64,
+    status: store::InboxStatus,
+    reply: tokio::sync::oneshot::Sender<Result<store::InboxInsert, String>>,
+}
+
+/// Most messages written in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// Writes accepted callbacks to the inbox through ONE task that commits whatever has queued up in one
+/// transaction (group commit): under load many requests share a commit, and SQLite's single writer is
+/// not fought over by every request. Each caller still waits for its own row to be committed before it
+/// answers. Cheap to clone; the task starts on first use and ends when the last clone is dropped.
+#[derive(Clone, Default)]
+pub struct InboxWriter {
+    tx: Arc<OnceLock<tokio::sync::mpsc::Sender<Job>>>,
+}
+
+impl fmt::Debug for InboxWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboxWriter")
+            .field("started", &self.tx.get().is_some())
+            .finish()
+    }
+}
+
+impl InboxWriter {
+    /// Like [`accept`], through the group commit. `db` must be the same on every call (the first call
+    /// starts the writer on it).
+    pub async fn accept(
+        &self,
+        db: &Db,
+        tenant: &str,
+        source: &CallbackSource,
+        msg: &CallbackMessage,
+        now_ms: i64,
+    ) -> Result<Accepted, ReceiveError> {
+        let tx = self.tx.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
+            tokio::spawn(write_batches(db.clone(), rx));
+            tx
+        });
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            tenant: tenant.to_owned(),
+            source: source.key(),
+            dedup_key: msg.dedup_key(),
+            kind: message_kind(msg),
+            payload: msg.plaintext().to_owned(),
+            received_at_ms: now_ms,
+            status: initial_status(msg),
+            reply,
+        };
+        let gone = || ReceiveError::Inbox("the inbox writer stopped".to_owned());
+        tx.send(job).await.map_err(|_| gone())?;
+        match answer.await.map_err(|_| gone())? {
+            Ok(store::InboxInsert::Inserted(id)) => Ok(Accepted {
+                id: Some(id),
+                duplicate: false,
+            }),
+            Ok(store::InboxInsert::Duplicate) => Ok(Accepted {
+                id: None,
+                duplicate: true,
+            }),
+            Err(e) => Err(ReceiveError::Inbox(e)),
+        }
+    }
+}
+
+async fn write_batches(db: Db, mut rx: tokio::sync::mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let news: Vec<store::NewInboxMessage<'_>> = batch
+            .iter()
+            .map(|j| store::NewInboxMessage {
+                tenant: &j.tenant,
+                source: &j.source,
+                dedup_key: &j.dedup_key,
+                kind: &j.kind,
+                payload: &j.payload,
+                received_at_ms: j.received_at_ms,
+                status: j.status,
+            })
+            .collect();
+        let result = db.insert_inbox_batch(&news).await;
+        drop(news);
+        match result {
+            Ok(results) => {
+                for (job, r) in batch.into_iter().zip(results) {
+                    let _ = job.reply.send(Ok(r));
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                for job in batch {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+            }
+        }
     }
 }

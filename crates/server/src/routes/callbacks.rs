@@ -16,7 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use domain::callbacks::{CallbackQuery, CallbackSource, ReceiveError, Receiver, accept};
+use domain::callbacks::{CallbackQuery, CallbackSource, ReceiveError, Receiver};
 
 use crate::AppState;
 use crate::error::{ErrorBody, ErrorDetail};
@@ -129,7 +129,7 @@ async fn receive(
         ))
     })?;
     let now = state.tenants.tokens().clock().now_ms();
-    let accepted = accept(db, tenant, &source, &msg, now).await?;
+    let accepted = state.inbox.accept(db, tenant, &source, &msg, now).await?;
     tracing::debug!(tenant, callback.source = %source.key(), inbox.id = ?accepted.id,
         callback.duplicate = accepted.duplicate, "callback accepted");
     let answer = match source {

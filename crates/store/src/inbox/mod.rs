@@ -82,6 +82,9 @@ pub struct NewInboxMessage<'a> {
     /// The decrypted plaintext as received.
     pub payload: &'a str,
     pub received_at_ms: i64,
+    /// The status it starts in: [`InboxStatus::Pending`] for the dispatch worker, or
+    /// [`InboxStatus::PendingWebhook`] for what only the business webhook handles.
+    pub status: InboxStatus,
 }
 
 /// One stored callback.
@@ -158,10 +161,19 @@ macro_rules! dispatch {
 }
 
 impl Db {
-    /// Store a verified callback, pending and due at once; [`InboxInsert::Duplicate`] (nothing written)
+    /// Store a verified callback in its starting status, due at once; [`InboxInsert::Duplicate`] (nothing written)
     /// when the same (tenant, source, dedup key) is already stored, whatever its status.
     pub async fn insert_inbox(&self, msg: &NewInboxMessage<'_>) -> Result<InboxInsert, Error> {
         dispatch!(self, insert(msg))
+    }
+
+    /// [`Db::insert_inbox`] for many messages in ONE transaction (a group commit): one result per
+    /// message, in order. A message repeating an earlier one of the same batch is a duplicate.
+    pub async fn insert_inbox_batch(
+        &self,
+        msgs: &[NewInboxMessage<'_>],
+    ) -> Result<Vec<InboxInsert>, Error> {
+        dispatch!(self, insert_batch(msgs))
     }
 
     /// Claim up to `limit` due messages (pending with `available_at_ms <= now`, or processing with an

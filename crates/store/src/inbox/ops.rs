@@ -42,10 +42,41 @@ fn from_row(r: Row) -> Result<InboxMessage, Error> {
     })
 }
 
+const INSERT: &str = "INSERT INTO callback_inbox (tenant, source, dedup_key, kind, payload, status, \
+    attempts, available_at_ms, received_at_ms) VALUES ($1, $2, $3, $4, $5, $7, 0, $6, $6) \
+    ON CONFLICT (tenant, source, dedup_key) DO NOTHING RETURNING id";
+
+pub(super) async fn insert_batch(
+    pool: &Pool,
+    msgs: &[NewInboxMessage<'_>],
+) -> Result<Vec<InboxInsert>, Error> {
+    let mut tx = begin_write(pool).await?;
+    let mut out = Vec::with_capacity(msgs.len());
+    for m in msgs {
+        let id: Option<i64> = sqlx::query_scalar(INSERT)
+            .bind(m.tenant)
+            .bind(m.source)
+            .bind(m.dedup_key)
+            .bind(m.kind)
+            .bind(m.payload)
+            .bind(m.received_at_ms)
+            .bind(m.status.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_error)?;
+        out.push(match id {
+            Some(id) => InboxInsert::Inserted(id),
+            None => InboxInsert::Duplicate,
+        });
+    }
+    tx.commit().await.map_err(query_error)?;
+    Ok(out)
+}
+
 pub(super) async fn insert(pool: &Pool, m: &NewInboxMessage<'_>) -> Result<InboxInsert, Error> {
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO callback_inbox (tenant, source, dedup_key, kind, payload, status, attempts, \
-         available_at_ms, received_at_ms) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) \
+         available_at_ms, received_at_ms) VALUES ($1, $2, $3, $4, $5, $7, 0, $6, $6) \
          ON CONFLICT (tenant, source, dedup_key) DO NOTHING RETURNING id",
     )
     .bind(m.tenant)
@@ -54,6 +85,7 @@ pub(super) async fn insert(pool: &Pool, m: &NewInboxMessage<'_>) -> Result<Inbox
     .bind(m.kind)
     .bind(m.payload)
     .bind(m.received_at_ms)
+    .bind(m.status.as_str())
     .fetch_optional(pool)
     .await
     .map_err(query_error)?;

@@ -13,6 +13,7 @@ fn msg<'a>(tenant: &'a str, key: &'a str) -> NewInboxMessage<'a> {
         kind: "change_contact",
         payload: "<xml><Event>change_contact</Event></xml>",
         received_at_ms: 1_000,
+        status: InboxStatus::Pending,
     }
 }
 
@@ -121,6 +122,26 @@ async fn behaviour(db: &Db) {
     );
 }
 
+/// A group commit: one result per message in order, a repeat inside the batch is a duplicate, and rows
+/// stored for the webhook are never claimed by the dispatcher.
+async fn batch(db: &Db) {
+    let t = "batch";
+    let mut webhook = msg(t, "w1");
+    webhook.status = InboxStatus::PendingWebhook;
+    let got = db
+        .insert_inbox_batch(&[msg(t, "b1"), webhook, msg(t, "b1"), msg(t, "b2")])
+        .await
+        .unwrap();
+    assert!(matches!(got[0], InboxInsert::Inserted(_)));
+    assert!(matches!(got[1], InboxInsert::Inserted(_)));
+    assert_eq!(got[2], InboxInsert::Duplicate);
+    assert!(matches!(got[3], InboxInsert::Inserted(_)));
+    let claimed = db.claim_inbox("wb", i64::MAX / 2, 1, 10_000).await.unwrap();
+    let claimed: Vec<_> = claimed.iter().filter(|m| m.tenant == t).collect();
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
+    assert!(claimed.iter().all(|m| m.dedup_key.starts_with('b')));
+}
+
 /// Many claimers at once over 200 rows: each row is handed to exactly one of them.
 async fn concurrent_claims(db: &Db) {
     let t = "race";
@@ -158,6 +179,7 @@ async fn inbox_on_sqlite() {
     let (db, _url, _dir) = crate::support::sqlite_file().await;
     behaviour(&db).await;
     concurrent_claims(&db).await;
+    batch(&db).await;
 }
 
 #[tokio::test]
@@ -167,6 +189,7 @@ async fn inbox_on_postgres() {
         db.migrate().await.unwrap();
         behaviour(&db).await;
         concurrent_claims(&db).await;
+        batch(&db).await;
         db.close().await;
     })
     .await;
