@@ -219,6 +219,14 @@ impl Simulator {
             .route("/sns/jscode2session", get(wechat::jscode2session))
             .route("/cgi-bin/user/info", get(wechat::user_info))
             .route(
+                "/cgi-bin/message/template/send",
+                post(wechat::message_template_send),
+            )
+            .route(
+                "/cgi-bin/message/subscribe/send",
+                post(wechat::message_subscribe_send),
+            )
+            .route(
                 "/cgi-bin/user/info/batchget",
                 post(wechat::user_info_batchget),
             )
@@ -721,6 +729,21 @@ impl Simulator {
             raw_data: raw,
             signature,
         })
+    }
+
+    /// The WeChat users that have an openid in `appid`: (openid, follows the app), in world order.
+    pub fn wechat_openids(&self, appid: &str) -> Vec<(String, bool)> {
+        let st = self.inner.lock();
+        st.world
+            .wechat
+            .users
+            .iter()
+            .filter_map(|u| {
+                u.openids
+                    .get(appid)
+                    .map(|o| (o.clone(), u.subscribed.iter().any(|a| a == appid)))
+            })
+            .collect()
     }
 
     /// The directory of the first corp.

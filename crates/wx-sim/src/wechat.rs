@@ -459,3 +459,85 @@ pub(crate) async fn getuserphonenumber(AxState(sh): S, Query(q): Q, body: Bytes)
     )
     .await
 }
+
+/// Shared by template/send and subscribe/send: the openid must belong to the app; recorded in the stats'
+/// messages (the appid in `corpid`, agentid 0, the openid as the one recipient).
+fn record_wechat_message(
+    st: &mut State,
+    appid: &str,
+    msgtype: &str,
+    req: &Value,
+    must_follow: bool,
+) -> Result<String, ApiErr> {
+    let openid = req
+        .get("touser")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiErr::new(40003, "invalid openid"))?
+        .to_owned();
+    let template = req.get("template_id").and_then(Value::as_str).unwrap_or("");
+    if template.is_empty() {
+        return Err(ApiErr::new(40037, "invalid template_id"));
+    }
+    let user = st
+        .world
+        .wechat
+        .user(appid, &openid)
+        .ok_or_else(|| ApiErr::new(40003, "invalid openid"))?;
+    if must_follow && !user.subscribed.iter().any(|a| a == appid) {
+        return Err(ApiErr::new(43004, "require subscribe"));
+    }
+    let msgid = st.next_seq().to_string();
+    let now = st.now_ms();
+    st.stats.messages.push(crate::state::SentMessage {
+        msgid: msgid.clone(),
+        corpid: appid.to_owned(),
+        agentid: 0,
+        msgtype: msgtype.to_owned(),
+        recipients: vec![openid],
+        invaliduser: Vec::new(),
+        invalidparty: Vec::new(),
+        invalidtag: Vec::new(),
+        body: req.clone(),
+        sent_at: now,
+        recalled: false,
+    });
+    Ok(msgid)
+}
+
+/// `cgi-bin/message/template/send`: an official account's template message to a follower (43004 if the
+/// openid does not follow). Answers a numeric msgid.
+pub(crate) async fn message_template_send(AxState(sh): S, Query(q): Q, body: Bytes) -> Response {
+    run_api(
+        &sh,
+        Flavor::Wechat,
+        "/cgi-bin/message/template/send",
+        |st| auth_wechat(st, &q),
+        |st, appid| {
+            official_account(st, &appid)?;
+            let req = parse_body(&body)?;
+            let msgid = record_wechat_message(st, &appid, "template", &req, true)?;
+            Ok(json!({ "msgid": msgid.parse::<u64>().unwrap_or(0) }))
+        },
+    )
+    .await
+}
+
+/// `cgi-bin/message/subscribe/send`: a mini program's subscribe message.
+pub(crate) async fn message_subscribe_send(AxState(sh): S, Query(q): Q, body: Bytes) -> Response {
+    run_api(
+        &sh,
+        Flavor::Wechat,
+        "/cgi-bin/message/subscribe/send",
+        |st| auth_wechat(st, &q),
+        |st, appid| {
+            if !matches!(st.world.wechat.app(&appid), Some((WechatKind::MiniProgram, _))) {
+                return Err(ApiErr::new(48001, "api unauthorized"));
+            }
+            let req = parse_body(&body)?;
+            record_wechat_message(st, &appid, "subscribe", &req, false)?;
+            Ok(json!({}))
+        },
+    )
+    .await
+}

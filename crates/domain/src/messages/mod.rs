@@ -108,6 +108,28 @@ pub enum MessageContent {
         #[schema(value_type = Object)]
         template_card: serde_json::Value,
     },
+    /// A WeChat official-account template message; `app` then names an official account
+    /// (`[tenants.X.wechat.official_accounts]`) and each user receives it at their openid in it.
+    WechatTemplate {
+        template_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        /// `{ "appid": ..., "pagepath": ... }` to open a mini program instead of `url`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<Object>)]
+        miniprogram: Option<serde_json::Value>,
+        #[schema(value_type = Object)]
+        data: serde_json::Value,
+    },
+    /// A WeChat mini-program subscribe message; `app` then names a mini program
+    /// (`[tenants.X.wechat.mini_programs]`).
+    WechatSubscribe {
+        template_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        page: Option<String>,
+        #[schema(value_type = Object)]
+        data: serde_json::Value,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -129,7 +151,52 @@ impl MessageContent {
             MessageContent::Textcard { .. } => "textcard",
             MessageContent::News { .. } => "news",
             MessageContent::TemplateCard { .. } => "template_card",
+            MessageContent::WechatTemplate { .. } => "wechat_template",
+            MessageContent::WechatSubscribe { .. } => "wechat_subscribe",
         }
+    }
+
+    /// Sent through a WeChat account (one call per openid) rather than a WeCom app.
+    pub fn is_wechat(&self) -> bool {
+        matches!(
+            self,
+            MessageContent::WechatTemplate { .. } | MessageContent::WechatSubscribe { .. }
+        )
+    }
+
+    /// The WeChat request body for one openid; `None` for WeCom kinds.
+    pub fn wechat_body(&self, openid: &str) -> Option<serde_json::Value> {
+        let mut body = match self {
+            MessageContent::WechatTemplate {
+                template_id,
+                url,
+                miniprogram,
+                data,
+            } => {
+                let mut b = serde_json::json!({ "template_id": template_id, "data": data });
+                if let Some(url) = url {
+                    b["url"] = url.clone().into();
+                }
+                if let Some(mp) = miniprogram {
+                    b["miniprogram"] = mp.clone();
+                }
+                b
+            }
+            MessageContent::WechatSubscribe {
+                template_id,
+                page,
+                data,
+            } => {
+                let mut b = serde_json::json!({ "template_id": template_id, "data": data });
+                if let Some(page) = page {
+                    b["page"] = page.clone().into();
+                }
+                b
+            }
+            _ => return None,
+        };
+        body["touser"] = openid.into();
+        Some(body)
     }
 
     fn validate(&self) -> Result<(), MessageError> {
@@ -174,6 +241,16 @@ impl MessageContent {
                     return bad("template_card must be an object with a card_type");
                 }
             }
+            MessageContent::WechatTemplate {
+                template_id, data, ..
+            }
+            | MessageContent::WechatSubscribe {
+                template_id, data, ..
+            } => {
+                if blank(template_id) || !data.is_object() {
+                    return bad("a WeChat message needs a template_id and a data object");
+                }
+            }
         }
         Ok(())
     }
@@ -208,6 +285,12 @@ impl MessageContent {
                 msgtype: "template_card".into(),
                 content: template_card,
             },
+            // Never sent through message/send (the worker sends WeChat kinds through the account).
+            other @ (MessageContent::WechatTemplate { .. }
+            | MessageContent::WechatSubscribe { .. }) => MessageBody::Raw {
+                msgtype: other.msgtype().into(),
+                content: serde_json::Value::Null,
+            },
         }
     }
 }
@@ -219,7 +302,9 @@ pub enum MessageError {
     #[error("MS001 {0}")]
     Invalid(String),
     /// The tenant has no WeCom app of that key.
-    #[error("MS002 tenant has no WeCom app `{0}`")]
+    #[error(
+        "MS002 tenant has no app `{0}` of that kind (a WeCom app, or for wechat_* kinds an official account / mini program)"
+    )]
     UnknownApp(String),
     /// A role id names no role of the tenant.
     #[error("MS003 role {0} not found")]
@@ -323,12 +408,13 @@ impl CallTargets {
         out
     }
 
-    /// Every target of the call as invalid (an 81013 answer: all invalid).
-    pub fn all_invalid(&self) -> Vec<InvalidRecipient> {
+    /// Every target of the call as invalid (an 81013 answer: all invalid; for WeChat, the one openid
+    /// refused with `reason`).
+    pub fn all_invalid(&self, reason: &str) -> Vec<InvalidRecipient> {
         let mut out: Vec<_> = self
             .users
             .iter()
-            .map(|(_, id)| InvalidRecipient::user(*id, "invaliduser"))
+            .map(|(_, id)| InvalidRecipient::user(*id, reason))
             .collect();
         out.extend(
             self.parties
@@ -474,6 +560,73 @@ pub async fn resolve(
     })
 }
 
+/// Resolve recipients to openids in WeChat app `appid`: one call per openid. A user without an identity in
+/// that app is invalid (`no_wechat_identity`); roles are expanded to their members; `all` is refused.
+pub async fn resolve_wechat(
+    db: &Db,
+    tenant: &str,
+    appid: &str,
+    to: &Recipients,
+) -> Result<Resolution, MessageError> {
+    if to.all {
+        return Err(MessageError::Invalid(
+            "to.all is not available for WeChat messages: name users or roles".into(),
+        ));
+    }
+    let mut user_ids: Vec<i64> = to.users.clone();
+    let mut invalid = Vec::new();
+    for target in &to.roles {
+        let role_id = RoleId::from_raw(target.id);
+        let role = db
+            .role(tenant, role_id)
+            .await?
+            .ok_or(MessageError::UnknownRole(target.id))?;
+        if role.archived_at_ms.is_some() {
+            invalid.push(InvalidRecipient::role(target.id, "archived_role"));
+            continue;
+        }
+        for member in db.role_members(tenant, role_id, target.sub_roles).await? {
+            user_ids.push(member.user.id.get());
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut calls = Vec::new();
+    for user_id in user_ids {
+        if !seen.insert(user_id) {
+            continue;
+        }
+        let uid = UserId::from_raw(user_id);
+        if db.user(tenant, uid).await?.is_none() {
+            invalid.push(InvalidRecipient::user(user_id, "unknown_user"));
+            continue;
+        }
+        let identities = db.wechat_identities_of_user(tenant, uid).await?;
+        match identities.into_iter().find(|i| i.appid == appid) {
+            Some(identity) => calls.push(CallTargets {
+                all: false,
+                users: vec![(identity.openid, user_id)],
+                parties: Vec::new(),
+            }),
+            None => invalid.push(InvalidRecipient::user(user_id, "no_wechat_identity")),
+        }
+    }
+    Ok(Resolution { calls, invalid })
+}
+
+/// The WeChat account a wechat_* message goes through.
+pub fn wechat_account<'a>(
+    tenant: &'a Tenant,
+    app: &str,
+    content: &MessageContent,
+) -> Option<&'a wx_api::wechat::WechatApp> {
+    let kind = match content {
+        MessageContent::WechatTemplate { .. } => crate::CredentialKind::OfficialAccount,
+        MessageContent::WechatSubscribe { .. } => crate::CredentialKind::WechatMiniProgram,
+        _ => return None,
+    };
+    tenant.credential(kind, app).and_then(|c| c.wechat())
+}
+
 /// Cut targets into calls of at most 1,000 users and 100 departments (call i takes the i-th slice of each).
 pub fn split(users: &[(String, i64)], parties: &[(i64, i64)]) -> Vec<CallTargets> {
     let mut user_chunks = users.chunks(MAX_USERS_PER_CALL);
@@ -506,12 +659,18 @@ pub async fn accept(
     now_ms: i64,
 ) -> Result<Accepted, MessageError> {
     validate(request)?;
-    let app: &WecomApp = tenant
-        .wecom_app(&request.app)
-        .ok_or_else(|| MessageError::UnknownApp(request.app.clone()))?;
     let hash = request_hash(request)?;
     // A replay resolves again but stores nothing: the store answers with the first message's id.
-    let resolution = resolve(db, tenant.key(), &app.credentials().corpid, &request.to).await?;
+    let resolution = if request.message.is_wechat() {
+        let account = wechat_account(tenant, &request.app, &request.message)
+            .ok_or_else(|| MessageError::UnknownApp(request.app.clone()))?;
+        resolve_wechat(db, tenant.key(), &account.credentials().appid, &request.to).await?
+    } else {
+        let app: &WecomApp = tenant
+            .wecom_app(&request.app)
+            .ok_or_else(|| MessageError::UnknownApp(request.app.clone()))?;
+        resolve(db, tenant.key(), &app.credentials().corpid, &request.to).await?
+    };
     let (status, error) = if resolution.calls.is_empty() {
         (
             OutboxStatus::Failed,
@@ -665,6 +824,11 @@ pub async fn recall(
         .outbox_message(tenant.key(), id)
         .await?
         .ok_or(MessageError::NotFound(id))?;
+    if message.msgtype.starts_with("wechat_") {
+        return Err(MessageError::Invalid(
+            "WeChat template and subscribe messages cannot be recalled".into(),
+        ));
+    }
     let app = tenant
         .wecom_app(&message.app)
         .ok_or_else(|| MessageError::UnknownApp(message.app.clone()))?;
@@ -763,7 +927,7 @@ mod tests {
                 InvalidRecipient::role(40, "invalidparty")
             ]
         );
-        assert_eq!(targets.all_invalid().len(), 3);
+        assert_eq!(targets.all_invalid("invaliduser").len(), 3);
     }
 
     fn request(to: Recipients, message: MessageContent) -> SendRequest {

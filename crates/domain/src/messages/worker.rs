@@ -23,7 +23,7 @@ use store::{CallOutcome, CallStatus, OutboxMessage, OutboxStatus};
 use wx_api::ApiError;
 use wx_api::wecom::types::SendResult;
 
-use super::{InvalidRecipient, MessageError, SendRequest, call_targets, to_json};
+use super::{InvalidRecipient, MessageContent, MessageError, SendRequest, call_targets, to_json};
 use crate::{Db, Tenants};
 
 /// How the worker paces itself.
@@ -69,7 +69,8 @@ pub struct OutboxWorker {
 
 enum Outcome {
     Sent(SendResult),
-    AllInvalid(String),
+    /// Every recipient of the call refused, with the reason recorded per recipient.
+    AllInvalid(String, &'static str),
     Permanent(String),
     /// Wait this long without counting an attempt (rate limited).
     Wait(Duration, String),
@@ -87,8 +88,8 @@ fn classify(result: Result<SendResult, ApiError>, rate_limit_wait: Duration) -> 
         ApiError::Upstream { code, .. } => {
             if code.is_rate_limited() {
                 Outcome::Wait(rate_limit_wait, reason)
-            } else if code.code() == 81013 {
-                Outcome::AllInvalid(reason)
+            } else if let Some(why) = refused_recipient(code.code()) {
+                Outcome::AllInvalid(reason, why)
             } else if code.is_retryable_busy() || code.is_token_invalid() {
                 Outcome::Transient(reason)
             } else {
@@ -106,6 +107,22 @@ fn classify(result: Result<SendResult, ApiError>, rate_limit_wait: Duration) -> 
             Outcome::Permanent(reason)
         }
     }
+}
+
+/// Errcodes that mean "this recipient cannot receive it" rather than "this request is wrong".
+fn refused_recipient(code: i64) -> Option<&'static str> {
+    match code {
+        81013 => Some("invaliduser"),
+        40003 => Some("invalid_openid"),
+        43004 => Some("not_following"),
+        43101 => Some("subscription_refused"),
+        _ => None,
+    }
+}
+
+enum Sender<'a> {
+    Wecom(&'a wx_api::wecom::WecomApp),
+    Wechat(&'a wx_api::wechat::WechatApp),
 }
 
 fn ms(d: Duration) -> i64 {
@@ -219,15 +236,20 @@ impl OutboxWorker {
                 .fail(message, "the tenant is no longer configured")
                 .await;
         };
-        let Some(app) = tenant.wecom_app(&message.app) else {
-            let reason = format!("the tenant has no WeCom app `{}` any more", message.app);
-            return self.fail(message, &reason).await;
-        };
         let request: SendRequest =
             serde_json::from_str(&message.request).map_err(|e| MessageError::Corrupt {
                 id: message.id,
                 message: e.to_string(),
             })?;
+        let sender = if request.message.is_wechat() {
+            super::wechat_account(tenant, &message.app, &request.message).map(Sender::Wechat)
+        } else {
+            tenant.wecom_app(&message.app).map(Sender::Wecom)
+        };
+        let Some(sender) = sender else {
+            let reason = format!("the tenant has no app `{}` any more", message.app);
+            return self.fail(message, &reason).await;
+        };
         let calls = self.db.outbox_calls(message.id).await?;
         let mut exhausted: Option<String> = None;
         for call in calls.iter().filter(|c| c.status == CallStatus::Pending) {
@@ -257,7 +279,27 @@ impl OutboxWorker {
                 return Ok(());
             }
             let targets = call_targets(call)?;
-            let result = app.message_send(&targets.app_message(&request)).await;
+            let result = match &sender {
+                Sender::Wecom(app) => app.message_send(&targets.app_message(&request)).await,
+                Sender::Wechat(account) => {
+                    let openid = targets.users.first().map(|(o, _)| o.as_str()).unwrap_or("");
+                    let body = request.message.wechat_body(openid).unwrap_or_default();
+                    let sent = if matches!(request.message, MessageContent::WechatSubscribe { .. })
+                    {
+                        account.subscribe_send(body).await.map(|()| None)
+                    } else {
+                        account.template_send(body).await
+                    };
+                    sent.map(|msgid| SendResult {
+                        invaliduser: Vec::new(),
+                        invalidparty: Vec::new(),
+                        invalidtag: Vec::new(),
+                        unlicenseduser: Vec::new(),
+                        msgid,
+                        response_code: None,
+                    })
+                }
+            };
             let now = self.now();
             let outcome = match classify(result, self.options.rate_limit_wait) {
                 Outcome::Sent(sent) => {
@@ -273,10 +315,10 @@ impl OutboxWorker {
                         error: None,
                     }
                 }
-                Outcome::AllInvalid(reason) => CallOutcome {
+                Outcome::AllInvalid(reason, why) => CallOutcome {
                     status: CallStatus::Invalid,
                     msgid: None,
-                    invalid: Some(to_json(&targets.all_invalid())?),
+                    invalid: Some(to_json(&targets.all_invalid(why))?),
                     error: Some(reason),
                 },
                 Outcome::Permanent(reason) => CallOutcome {

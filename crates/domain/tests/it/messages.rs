@@ -696,3 +696,158 @@ async fn an_unreadable_stored_message_fails_instead_of_coming_back_forever() {
         assert_eq!(e.sim.stats().messages.len(), before, "{name}: nothing sent");
     }
 }
+
+async fn wechat_user(e: &Env, db: &Db, appid: &str, kind: AppKind, openid: &str) -> i64 {
+    db.create_wechat_user(
+        &e.key,
+        &UserFields {
+            name: "Follower".into(),
+            mobile: None,
+            email: None,
+            avatar: None,
+            position: None,
+            gender: None,
+            status: UserStatus::Active,
+        },
+        &NewWechatIdentity {
+            appid: appid.into(),
+            app_kind: kind,
+            openid: openid.into(),
+            unionid: None,
+            nickname: None,
+            avatar: None,
+        },
+        now(),
+    )
+    .await
+    .unwrap()
+    .user_id
+    .get()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_template_and_subscribe_messages_reach_openids_and_map_refusals_back() {
+    let e = env(5, 2).await;
+    let (dbs, _dir) = databases().await;
+    let info = e.sim.info();
+    let oa = &info.wechat.official_accounts[0];
+    let mp = &info.wechat.mini_programs[0];
+    let openids = e.sim.wechat_openids(&oa.appid);
+    let followers: Vec<&String> = openids.iter().filter(|(_, f)| *f).map(|(o, _)| o).collect();
+    let strangers: Vec<&String> = openids
+        .iter()
+        .filter(|(_, f)| !*f)
+        .map(|(o, _)| o)
+        .collect();
+    assert!(followers.len() >= 2 && strangers.len() >= 2, "{openids:?}");
+    let mp_openid = e.sim.wechat_openids(&mp.appid)[0].0.clone();
+    for (i, (name, db)) in dbs.iter().enumerate() {
+        let follower = wechat_user(&e, db, &oa.appid, AppKind::OfficialAccount, followers[i]).await;
+        let stranger = wechat_user(&e, db, &oa.appid, AppKind::OfficialAccount, strangers[i]).await;
+        let elsewhere = wechat_user(
+            &e,
+            db,
+            "wxelsewhere",
+            AppKind::OfficialAccount,
+            &unique("o"),
+        )
+        .await;
+        let request = SendRequest {
+            app: oa.name.clone(),
+            idempotency_key: unique("tpl"),
+            to: Recipients {
+                users: vec![follower, stranger, elsewhere],
+                ..Recipients::default()
+            },
+            message: MessageContent::WechatTemplate {
+                template_id: "TPL-1".into(),
+                url: Some("https://example.com/order/1".into()),
+                miniprogram: None,
+                data: serde_json::json!({ "first": { "value": "Your order shipped" } }),
+            },
+            safe: None,
+        };
+        let before = e.sim.stats().messages.len();
+        let accepted = messages::accept(db, e.tenant(), &request, now())
+            .await
+            .unwrap();
+        drain(&e, db).await;
+        let sent: Vec<wx_sim::SentMessage> = e.sim.stats().messages[before..].to_vec();
+        assert_eq!(sent.len(), 1, "{name}: {sent:?}");
+        assert_eq!(sent[0].msgtype, "template");
+        assert_eq!(sent[0].recipients, vec![followers[i].clone()]);
+        assert_eq!(sent[0].body["template_id"], "TPL-1");
+        assert_eq!(sent[0].body["url"], "https://example.com/order/1");
+        let view = messages::view(
+            db,
+            db.outbox_message(&e.key, accepted.id)
+                .await
+                .unwrap()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(view.status, "partial", "{name}: {view:?}");
+        let invalid: BTreeSet<(i64, String)> = view
+            .invalid_recipients
+            .iter()
+            .map(|r| (r.id, r.reason.clone()))
+            .collect();
+        let expected: BTreeSet<(i64, String)> = [
+            (stranger, "not_following".to_owned()),
+            (elsewhere, "no_wechat_identity".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(invalid, expected, "{name}");
+        let sent_call = view.calls.iter().find(|c| c.status == "sent").unwrap();
+        assert_eq!(sent_call.msgid.as_deref(), Some(sent[0].msgid.as_str()));
+        let err = messages::recall(db, e.tenant(), accepted.id, now())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot be recalled"), "{err}");
+
+        // A mini-program subscribe message.
+        let user = wechat_user(&e, db, &mp.appid, AppKind::MiniProgram, &mp_openid).await;
+        let request = SendRequest {
+            app: mp.name.clone(),
+            idempotency_key: unique("sub"),
+            to: Recipients {
+                users: vec![user],
+                ..Recipients::default()
+            },
+            message: MessageContent::WechatSubscribe {
+                template_id: "SUB-1".into(),
+                page: Some("pages/index".into()),
+                data: serde_json::json!({ "thing1": { "value": "hi" } }),
+            },
+            safe: None,
+        };
+        let accepted = messages::accept(db, e.tenant(), &request, now())
+            .await
+            .unwrap();
+        drain(&e, db).await;
+        let last = last_sent(&e.sim);
+        assert_eq!(last.msgtype, "subscribe", "{name}");
+        assert_eq!(last.recipients, vec![mp_openid.clone()]);
+        assert_eq!(last.body["page"], "pages/index");
+        let row = db
+            .outbox_message(&e.key, accepted.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.status, store::OutboxStatus::Sent, "{name}");
+
+        // `all` has no WeChat form.
+        let mut all = request.clone();
+        all.idempotency_key = unique("all");
+        all.to = Recipients {
+            all: true,
+            ..Recipients::default()
+        };
+        let err = messages::accept(db, e.tenant(), &all, now())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("to.all"), "{err}");
+    }
+}

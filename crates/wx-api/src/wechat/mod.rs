@@ -30,6 +30,8 @@ pub mod api {
     pub const USER_INFO: &str = "/cgi-bin/user/info";
     pub const USER_INFO_BATCHGET: &str = "/cgi-bin/user/info/batchget";
     pub const GET_USER_PHONE_NUMBER: &str = "/wxa/business/getuserphonenumber";
+    pub const MESSAGE_TEMPLATE_SEND: &str = "/cgi-bin/message/template/send";
+    pub const MESSAGE_SUBSCRIBE_SEND: &str = "/cgi-bin/message/subscribe/send";
 }
 
 /// Which endpoint issues the base access token.
@@ -271,5 +273,26 @@ impl WechatApp {
             .send::<PhoneBody>(Request::post(api::GET_USER_PHONE_NUMBER, body).scrub(code))
             .await?
             .phone_info)
+    }
+
+    /// `cgi-bin/message/template/send` (official account): one template message to one follower. `body` is
+    /// the documented request (`touser`, `template_id`, `url` / `miniprogram`, `data`). The msgid, if any.
+    pub async fn template_send(&self, body: serde_json::Value) -> Result<Option<String>, ApiError> {
+        let answer: serde_json::Value = self
+            .send(Request::post(api::MESSAGE_TEMPLATE_SEND, body))
+            .await?;
+        Ok(match answer.get("msgid") {
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        })
+    }
+
+    /// `cgi-bin/message/subscribe/send` (mini program): one subscribe message to one user who accepted the
+    /// template. `body` is the documented request (`touser`, `template_id`, `page`, `data`, ...).
+    pub async fn subscribe_send(&self, body: serde_json::Value) -> Result<(), ApiError> {
+        self.send::<serde_json::Value>(Request::post(api::MESSAGE_SUBSCRIBE_SEND, body))
+            .await?;
+        Ok(())
     }
 }
