@@ -17,6 +17,11 @@
 //! targets keep the local id every userid and department stands for, so `invaliduser` / `invalidparty`
 //! in the answer map back to local users and roles.
 //!
+//! **WeChat** (`wechat_template` through an official account, `wechat_subscribe` through a mini program):
+//! users (and roles, expanded) go out at their openid in that account, one call each; a user without an
+//! identity there is invalid (`no_wechat_identity`), and a refusal (43004 not following, 40003, 43101)
+//! maps that user back. `all` and recall have no WeChat form.
+//!
 //! **Idempotency**: the key is unique per tenant. The same key with the same request (hashed in its
 //! canonical form) returns the first message's id; with a different request it is a conflict.
 
