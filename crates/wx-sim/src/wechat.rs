@@ -531,7 +531,10 @@ pub(crate) async fn message_subscribe_send(AxState(sh): S, Query(q): Q, body: By
         "/cgi-bin/message/subscribe/send",
         |st| auth_wechat(st, &q),
         |st, appid| {
-            if !matches!(st.world.wechat.app(&appid), Some((WechatKind::MiniProgram, _))) {
+            if !matches!(
+                st.world.wechat.app(&appid),
+                Some((WechatKind::MiniProgram, _))
+            ) {
                 return Err(ApiErr::new(48001, "api unauthorized"));
             }
             let req = parse_body(&body)?;
