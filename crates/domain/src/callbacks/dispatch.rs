@@ -109,14 +109,26 @@ impl Dispatcher {
         self.tenants.tokens().clock().now_ms()
     }
 
-    /// Claim one batch of due rows and handle each.
+    /// Claim one batch of due rows per configured tenant and handle each.
     pub async fn run_once(&self) -> Result<DispatchReport, DomainError> {
         let o = &self.opts;
-        let rows = self
-            .db
-            .claim_inbox(&o.worker_id, self.now_ms(), ms(o.lease), o.batch)
-            .await
-            .map_err(|e| DomainError::Database(e.to_string()))?;
+        // Only the tenants this process has the configuration of: another deployment sharing the
+        // database handles its own.
+        let mut rows = Vec::new();
+        for tenant in self.tenants.iter() {
+            rows.extend(
+                self.db
+                    .claim_inbox(
+                        tenant.key(),
+                        &o.worker_id,
+                        self.now_ms(),
+                        ms(o.lease),
+                        o.batch,
+                    )
+                    .await
+                    .map_err(|e| DomainError::Database(e.to_string()))?,
+            );
+        }
         let mut report = DispatchReport {
             claimed: rows.len(),
             ..DispatchReport::default()

@@ -3,7 +3,8 @@
 //!
 //! - [`Db::insert_inbox`] keys every message by (tenant, source, dedup key); a redelivery inserts nothing
 //!   and says so.
-//! - [`Db::claim_inbox`] hands out due rows (pending, or processing with an expired lease) to one worker,
+//! - [`Db::claim_inbox`] hands out a tenant's due rows (pending, or processing with an expired lease; a
+//!   worker claims only for the tenants it has the configuration of) to one worker,
 //!   safely across processes: `FOR UPDATE SKIP LOCKED` on PostgreSQL, one `BEGIN IMMEDIATE` transaction
 //!   on SQLite. Each claim increments `attempts`, which fences the finish: a worker whose lease ran out
 //!   and whose row was claimed again cannot finish it ([`Db::finish_inbox`] and [`Db::retry_inbox`]
@@ -176,17 +177,18 @@ impl Db {
         dispatch!(self, insert_batch(msgs))
     }
 
-    /// Claim up to `limit` due messages (pending with `available_at_ms <= now`, or processing with an
+    /// Claim up to `limit` of `tenant`'s due messages (pending with `available_at_ms <= now`, or processing with an
     /// expired lease) for `worker`, oldest first: each becomes processing with a lease until
     /// `now_ms + lease_ms` and one more attempt. Two workers never get the same row from one claim.
     pub async fn claim_inbox(
         &self,
+        tenant: &str,
         worker: &str,
         now_ms: i64,
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<InboxMessage>, Error> {
-        dispatch!(self, claim(worker, now_ms, lease_ms, limit))
+        dispatch!(self, claim(tenant, worker, now_ms, lease_ms, limit))
     }
 
     /// Finish a claimed message with `status` (done, pending_webhook or dead), `outcome` and

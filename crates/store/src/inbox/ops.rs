@@ -97,6 +97,7 @@ pub(super) async fn insert(pool: &Pool, m: &NewInboxMessage<'_>) -> Result<Inbox
 
 pub(super) async fn claim(
     pool: &Pool,
+    tenant: &str,
     worker: &str,
     now: i64,
     lease_ms: i64,
@@ -108,11 +109,24 @@ pub(super) async fn claim(
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    // An idle poll only reads: SQLite's BEGIN IMMEDIATE would take the write lock for nothing.
+    let due: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM callback_inbox WHERE tenant = $1 AND status IN ('pending', 'processing') \
+         AND available_at_ms <= $2 LIMIT 1",
+    )
+    .bind(tenant)
+    .bind(now)
+    .fetch_optional(pool)
+    .await
+    .map_err(query_error)?;
+    if due.is_none() {
+        return Ok(Vec::new());
+    }
     let sql = format!(
         "UPDATE callback_inbox SET status = 'processing', attempts = attempts + 1, \
          available_at_ms = $2, claimed_by = $3 \
          WHERE id IN (SELECT id FROM callback_inbox \
-           WHERE status IN ('pending', 'processing') AND available_at_ms <= $1 \
+           WHERE tenant = $5 AND status IN ('pending', 'processing') AND available_at_ms <= $1 \
            ORDER BY id LIMIT $4{lock}) \
          RETURNING {COLS}"
     );
@@ -122,6 +136,7 @@ pub(super) async fn claim(
         .bind(now.saturating_add(lease_ms))
         .bind(worker)
         .bind(limit)
+        .bind(tenant)
         .fetch_all(&mut *tx)
         .await
         .map_err(query_error)?;

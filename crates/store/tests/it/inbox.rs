@@ -40,15 +40,18 @@ async fn behaviour(db: &Db) {
     ));
 
     // Claim: the oldest first, leased; a second claim before the lease runs out gets the others only.
-    let a = db.claim_inbox("w1", 2_000, 500, 1).await.unwrap();
+    let a = db.claim_inbox(t, "w1", 2_000, 500, 1).await.unwrap();
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].id, id);
     assert_eq!(a[0].status, InboxStatus::Processing);
     assert_eq!(a[0].attempts, 1);
     assert_eq!(a[0].available_at_ms, 2_500);
-    let b = db.claim_inbox("w2", 2_100, 500, 10).await.unwrap();
-    assert_eq!(b.len(), 2);
-    assert!(b.iter().all(|m| m.id != id));
+    let b = db.claim_inbox(t, "w2", 2_100, 500, 10).await.unwrap();
+    assert_eq!(b.len(), 1, "only this tenant's rows: {b:?}");
+    assert!(b.iter().all(|m| m.id != id && m.tenant == t));
+    let other = db.claim_inbox("other", "w9", 2_100, 500, 10).await.unwrap();
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].tenant, "other");
     for m in &b {
         assert!(
             db.finish_inbox(m.id, "w2", 1, InboxStatus::Done, Some("{}"), None, 2_200)
@@ -58,7 +61,7 @@ async fn behaviour(db: &Db) {
     }
 
     // w1 stalls past its lease (w2's still holds); w3 claims the row again, and w1 can no longer finish it.
-    let c = db.claim_inbox("w3", 2_550, 500, 10).await.unwrap();
+    let c = db.claim_inbox(t, "w3", 2_550, 500, 10).await.unwrap();
     assert_eq!(c.iter().map(|m| m.id).collect::<Vec<_>>(), vec![id]);
     assert_eq!(c[0].attempts, 2);
     assert!(
@@ -73,12 +76,12 @@ async fn behaviour(db: &Db) {
             .unwrap()
     );
     assert!(
-        db.claim_inbox("w4", 9_999, 500, 10)
+        db.claim_inbox(t, "w4", 9_999, 500, 10)
             .await
             .unwrap()
             .is_empty()
     );
-    let d = db.claim_inbox("w4", 10_000, 500, 10).await.unwrap();
+    let d = db.claim_inbox(t, "w4", 10_000, 500, 10).await.unwrap();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].last_error.as_deref(), Some("upstream down"));
     assert!(
@@ -103,7 +106,7 @@ async fn behaviour(db: &Db) {
     assert_eq!(dead[0].finished_at_ms, Some(10_100));
     // A dead row is never claimed, until an operator requeues it.
     assert!(
-        db.claim_inbox("w5", 99_999, 500, 10)
+        db.claim_inbox(t, "w5", 99_999, 500, 10)
             .await
             .unwrap()
             .iter()
@@ -111,7 +114,7 @@ async fn behaviour(db: &Db) {
     );
     assert!(db.requeue_dead_inbox(t, id, 100_000).await.unwrap());
     assert!(!db.requeue_dead_inbox("other", id, 100_000).await.unwrap());
-    let e = db.claim_inbox("w5", 100_000, 500, 10).await.unwrap();
+    let e = db.claim_inbox(t, "w5", 100_000, 500, 10).await.unwrap();
     assert!(e.iter().any(|m| m.id == id && m.attempts == 4));
 
     let counts = db.inbox_counts(t).await.unwrap();
@@ -136,7 +139,10 @@ async fn batch(db: &Db) {
     assert!(matches!(got[1], InboxInsert::Inserted(_)));
     assert_eq!(got[2], InboxInsert::Duplicate);
     assert!(matches!(got[3], InboxInsert::Inserted(_)));
-    let claimed = db.claim_inbox("wb", i64::MAX / 2, 1, 10_000).await.unwrap();
+    let claimed = db
+        .claim_inbox(t, "wb", i64::MAX / 2, 1, 10_000)
+        .await
+        .unwrap();
     let claimed: Vec<_> = claimed.iter().filter(|m| m.tenant == t).collect();
     assert_eq!(claimed.len(), 2, "{claimed:?}");
     assert!(claimed.iter().all(|m| m.dedup_key.starts_with('b')));
@@ -155,7 +161,7 @@ async fn concurrent_claims(db: &Db) {
             let mut got = Vec::new();
             loop {
                 let batch = db
-                    .claim_inbox(&format!("w{w}"), 5_000, 60_000, 7)
+                    .claim_inbox("race", &format!("w{w}"), 5_000, 60_000, 7)
                     .await
                     .unwrap();
                 if batch.is_empty() {
