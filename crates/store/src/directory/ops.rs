@@ -120,18 +120,34 @@ struct Links {
 }
 
 impl Links {
-    async fn load(tx: &mut Tx, tenant: &str, corpid: &str, preload: bool) -> Result<Links, Error> {
+    /// With more than [`PRELOAD_LINKS_ABOVE`] userids in the batch, read the links of exactly those
+    /// userids up front (IN lists of [`PENDING_CHUNK`]), so a miss afterwards means "no link". Reading
+    /// only the batch's keeps a chunked first sync linear: reading every link of the corp per chunk made
+    /// it quadratic in the corp's size.
+    async fn load(tx: &mut Tx, tenant: &str, corpid: &str, wanted: &[String]) -> Result<Links, Error> {
+        let preload = wanted.len() > PRELOAD_LINKS_ABOVE;
         let mut by_norm = HashMap::new();
         if preload {
-            let rows: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT userid_norm, user_id FROM wecom_member_links WHERE tenant = $1 AND corpid = $2",
-            )
-            .bind(tenant)
-            .bind(corpid)
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(query_error)?;
-            by_norm.extend(rows);
+            for chunk in wanted.chunks(PENDING_CHUNK) {
+                let mut q = sqlx::QueryBuilder::<DB>::new(
+                    "SELECT userid_norm, user_id FROM wecom_member_links WHERE tenant = ",
+                );
+                q.push_bind(tenant)
+                    .push(" AND corpid = ")
+                    .push_bind(corpid)
+                    .push(" AND userid_norm IN (");
+                let mut list = q.separated(", ");
+                for norm in chunk {
+                    list.push_bind(norm);
+                }
+                q.push(")");
+                let rows: Vec<(String, i64)> = q
+                    .build_query_as()
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(query_error)?;
+                by_norm.extend(rows);
+            }
         }
         Ok(Links {
             preloaded: preload,
@@ -283,8 +299,17 @@ async fn apply_in(
     .map_err(query_error)?;
     let mut roles: HashMap<i64, i64> = rows.into_iter().collect();
 
-    let userids = changes.renames.len() + changes.members.len() + changes.left_userids.len();
-    let mut links = Links::load(tx, tenant, corpid, userids > PRELOAD_LINKS_ABOVE).await?;
+    let wanted: Vec<String> = changes
+        .renames
+        .iter()
+        .flat_map(|r| [r.from.as_str(), r.to.as_str()])
+        .chain(changes.members.iter().map(|m| m.userid.as_str()))
+        .chain(changes.left_userids.iter().map(String::as_str))
+        .map(normalize_userid)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut links = Links::load(tx, tenant, corpid, &wanted).await?;
 
     for rename in &changes.renames {
         let from = normalize_userid(&rename.from);
