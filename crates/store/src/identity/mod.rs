@@ -263,6 +263,30 @@ impl Db {
         dispatch!(self, session_key(tenant, identity_id.get()))
     }
 
+    /// Store (or replace) the sealed session_key of WeCom mini program `appid` for member `user_id`
+    /// (a WeCom member has no WeChat identity to key it by). An unknown user is [`Error::NotFound`].
+    pub async fn put_wecom_session_key(
+        &self,
+        tenant: &str,
+        appid: &str,
+        user_id: UserId,
+        key: &SealedSessionKey,
+    ) -> Result<(), Error> {
+        dispatch!(
+            self,
+            put_wecom_session_key(tenant, appid, user_id.get(), key)
+        )
+    }
+
+    pub async fn wecom_session_key(
+        &self,
+        tenant: &str,
+        appid: &str,
+        user_id: UserId,
+    ) -> Result<Option<SealedSessionKey>, Error> {
+        dispatch!(self, wecom_session_key(tenant, appid, user_id.get()))
+    }
+
     // ---- sessions ----
 
     /// Insert a session (its token hash, never the token). An unknown user is [`Error::NotFound`].

@@ -496,6 +496,67 @@ pub(super) async fn session_key(
     }))
 }
 
+pub(super) async fn put_wecom_session_key(
+    pool: &Pool,
+    tenant: &str,
+    appid: &str,
+    user_id: i64,
+    key: &SealedSessionKey,
+) -> Result<(), Error> {
+    let mut tx = begin_write(pool).await?;
+    let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE tenant = $1 AND id = $2")
+        .bind(tenant)
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_error)?;
+    if owned.is_none() {
+        return Err(Error::NotFound {
+            what: "user",
+            id: user_id,
+        });
+    }
+    sqlx::query(
+        "INSERT INTO wecom_session_keys (tenant, appid, user_id, key_id, sealed, updated_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, appid, user_id) DO UPDATE SET \
+         key_id = excluded.key_id, sealed = excluded.sealed, updated_at_ms = excluded.updated_at_ms",
+    )
+    .bind(tenant)
+    .bind(appid)
+    .bind(user_id)
+    .bind(&key.key_id)
+    .bind(&key.sealed)
+    .bind(key.updated_at_ms)
+    .execute(&mut *tx)
+    .await
+    .map_err(query_error)?;
+    tx.commit().await.map_err(query_error)?;
+    Ok(())
+}
+
+pub(super) async fn wecom_session_key(
+    pool: &Pool,
+    tenant: &str,
+    appid: &str,
+    user_id: i64,
+) -> Result<Option<SealedSessionKey>, Error> {
+    let row: Option<(String, Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT key_id, sealed, updated_at_ms FROM wecom_session_keys \
+         WHERE tenant = $1 AND appid = $2 AND user_id = $3",
+    )
+    .bind(tenant)
+    .bind(appid)
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(query_error)?;
+    Ok(row.map(|(key_id, sealed, updated_at_ms)| SealedSessionKey {
+        key_id,
+        sealed,
+        updated_at_ms,
+    }))
+}
+
 // ---- sessions ----
 
 pub(super) async fn insert_session(
