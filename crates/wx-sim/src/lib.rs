@@ -731,6 +731,15 @@ impl Simulator {
         })
     }
 
+    /// The session_key jscode2session last issued for `user` (openid, or WeCom userid) of mini program
+    /// `appid`, if any: for tests proving it never leaves the bridge in clear.
+    pub fn current_session_key(&self, appid: &str, user: &str) -> Option<String> {
+        let st = self.inner.lock();
+        st.sessions
+            .get(&(appid.to_owned(), user.to_owned()))
+            .cloned()
+    }
+
     /// The WeChat users that have an openid in `appid`: (openid, follows the app), in world order.
     pub fn wechat_openids(&self, appid: &str) -> Vec<(String, bool)> {
         let st = self.inner.lock();
