@@ -54,6 +54,12 @@ pub struct ServerFile {
     pub public_url: String,
     #[serde(default = "default_data_dir")]
     pub data_dir: String,
+    /// Absolute lifetime of a login session, in seconds.
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl_secs: u64,
+    /// When set, a session unused for this many seconds expires before its lifetime ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_idle_timeout_secs: Option<u64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -61,11 +67,16 @@ pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/wxbridge.db";
 pub const DEFAULT_REFRESH_MARGIN_SECS: u64 = 300;
+/// Seven days.
+pub const DEFAULT_SESSION_TTL_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_WECOM_BASE_URL: &str = "https://qyapi.weixin.qq.com";
 pub const DEFAULT_WECHAT_BASE_URL: &str = "https://api.weixin.qq.com";
 pub const DEFAULT_OAUTH_BASE_URL: &str = "https://open.weixin.qq.com";
 pub const DEFAULT_WECOM_LOGIN_BASE_URL: &str = "https://login.work.weixin.qq.com";
 
+fn default_session_ttl() -> u64 {
+    DEFAULT_SESSION_TTL_SECS
+}
 fn default_listen() -> String {
     DEFAULT_LISTEN.to_owned()
 }
@@ -109,6 +120,8 @@ impl Default for ServerFile {
             listen: default_listen(),
             public_url: default_public_url(),
             data_dir: default_data_dir(),
+            session_ttl_secs: default_session_ttl(),
+            session_idle_timeout_secs: None,
         }
     }
 }

@@ -171,6 +171,10 @@ pub struct ServerConfig {
     /// How WeCom/WeChat and browsers reach this server; callback URLs are built on it. No trailing slash.
     pub public_url: Url,
     pub data_dir: PathBuf,
+    /// Absolute lifetime of a login session.
+    pub session_ttl: Duration,
+    /// When set, a session unused this long expires before `session_ttl`.
+    pub session_idle_timeout: Option<Duration>,
 }
 
 impl ServerConfig {

@@ -187,6 +187,8 @@ fn full_sample() -> FileConfig {
             listen: "x".into(),
             public_url: "x".into(),
             data_dir: "x".into(),
+            session_ttl_secs: 1,
+            session_idle_timeout_secs: Some(1),
         },
         database: DatabaseFile {
             url: s(),

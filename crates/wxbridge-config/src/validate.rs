@@ -19,6 +19,10 @@ use crate::model::{
 };
 use crate::problem::Problem;
 
+/// Bounds of the session lifetime and idle timeout (seconds).
+const MIN_SESSION_SECS: u64 = 60;
+const MAX_SESSION_TTL_SECS: u64 = 365 * 24 * 3600;
+
 const HINT_CORPID: &str = "WeCom 管理后台 > 我的企业 > 企业信息 > 企业ID (starts with `ww`)";
 const HINT_CONTACTS_SECRET: &str =
     "WeCom 管理后台 > 管理工具 > 通讯录同步 > Secret (查看, sent to the admin's WeCom)";
@@ -241,10 +245,34 @@ impl Validator<'_> {
                 "",
             );
         }
+        let ttl = file.server.session_ttl_secs;
+        if !(MIN_SESSION_SECS..=MAX_SESSION_TTL_SECS).contains(&ttl) {
+            self.error(
+                "server.session_ttl_secs",
+                format!("a session lifetime of {ttl}s is out of range"),
+                "use 60 (one minute) to 31536000 (one year); the default is 604800 (seven days)",
+            );
+        }
+        if let Some(idle) = file.server.session_idle_timeout_secs
+            && (idle < MIN_SESSION_SECS || idle > ttl)
+        {
+            self.error(
+                "server.session_idle_timeout_secs",
+                format!(
+                    "an idle timeout of {idle}s must be at least {MIN_SESSION_SECS}s and at most session_ttl_secs ({ttl}s)"
+                ),
+                "leave it unset for no idle timeout, or pick a value such as 1800 (30 minutes)",
+            );
+        }
         Some(ServerConfig {
             listen: listen?,
             public_url: public_url?,
             data_dir: PathBuf::from(&file.server.data_dir),
+            session_ttl: Duration::from_secs(ttl),
+            session_idle_timeout: file
+                .server
+                .session_idle_timeout_secs
+                .map(Duration::from_secs),
         })
     }
 

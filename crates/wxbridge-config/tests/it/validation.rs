@@ -173,3 +173,46 @@ fn wrong_type_names_the_key() {
         vec!["tenants.demo.wecom.apps.main.agentid"]
     );
 }
+
+#[test]
+fn session_lifetimes_default_load_and_are_bounded() {
+    let i = inspect_toml(&good_toml());
+    let server = &i.config.as_ref().unwrap().server;
+    assert_eq!(server.session_ttl, std::time::Duration::from_secs(604_800));
+    assert_eq!(server.session_idle_timeout, None);
+
+    let set = good_toml().replace(
+        "listen = \"127.0.0.1:9999\"",
+        "listen = \"127.0.0.1:9999\"\nsession_ttl_secs = 3600\nsession_idle_timeout_secs = 900",
+    );
+    let i = inspect_toml(&set);
+    assert!(!i.has_errors(), "{:#?}", i.problems);
+    let server = &i.config.as_ref().unwrap().server;
+    assert_eq!(server.session_ttl, std::time::Duration::from_secs(3600));
+    assert_eq!(
+        server.session_idle_timeout,
+        Some(std::time::Duration::from_secs(900))
+    );
+
+    let bad = good_toml().replace(
+        "listen = \"127.0.0.1:9999\"",
+        "listen = \"127.0.0.1:9999\"\nsession_ttl_secs = 10\nsession_idle_timeout_secs = 20",
+    );
+    let i = inspect_toml(&bad);
+    let paths = error_paths(&i);
+    assert!(
+        paths.contains(&"server.session_ttl_secs".to_owned()),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"server.session_idle_timeout_secs".to_owned()),
+        "{paths:?}"
+    );
+
+    let longer_idle = good_toml().replace(
+        "listen = \"127.0.0.1:9999\"",
+        "listen = \"127.0.0.1:9999\"\nsession_ttl_secs = 3600\nsession_idle_timeout_secs = 7200",
+    );
+    let paths = error_paths(&inspect_toml(&longer_idle));
+    assert_eq!(paths, ["server.session_idle_timeout_secs"]);
+}
