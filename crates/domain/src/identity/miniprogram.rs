@@ -19,12 +19,15 @@
 //! it, the watermark appid checked, openId/unionId casing normalised ([`UpstreamWechatUser`] accepts both
 //! spellings), and the user's mobile or profile filled. A session_key that no longer matches the client's
 //! (the client called `wx.login` again elsewhere, or the key expired) gives
-//! [`MiniProgramError::StaleSessionKey`] and writes nothing. WeCom session keys are not kept: the store
-//! keys sealed session keys by WeChat identity and a WeCom member has none (WeCom mini programs get the
-//! member's data from the directory instead).
+//! [`MiniProgramError::StaleSessionKey`] and writes nothing. WeCom logins keep their session_key too, sealed the same way but bound to tenant, mini-program appid
+//! and user (a WeCom member has no WeChat identity), stored per (tenant, appid, user) and replaced at each
+//! login; [`MiniPrograms::decrypt_wecom`] decrypts `wx.qy.getMobile` (`mobile`) and
+//! `wx.qy.getEnterpriseUserInfo` (`corpid`/`userid`/`name`) data with it, the watermark still naming the
+//! mini program's appid (not the corpid).
 //!
 //! The newer phone-number flow (`getPhoneNumber` returning a code, exchanged with
-//! `wxa/business/getuserphonenumber`) needs no session_key: [`MiniPrograms::phone_by_code`].
+//! `wxa/business/getuserphonenumber`) needs no session_key: [`MiniPrograms::phone_by_code`]. WeCom has
+//! no such API: WeCom mini programs send encryptedData.
 
 use std::fmt;
 use std::io::Write as _;
@@ -85,7 +88,7 @@ pub enum MiniProgramError {
     Watermark { expected: String, actual: String },
     /// The session token did not come from a login through this mini program.
     #[error(
-        "MP006 the session came through provider `{provider}` and app `{app}`, not WeChat mini program `{key}`; log in through this mini program first"
+        "MP006 the session came through provider `{provider}` and app `{app}`, not mini program `{key}`; log in through this mini program first"
     )]
     WrongSession {
         key: String,
@@ -223,6 +226,16 @@ impl SessionKeySealer {
         format!("wxbridge/session_key/v1\0{tenant}\0{}", identity.get()).into_bytes()
     }
 
+    /// The associated data of a WeCom member's key: its own domain string, so a WeChat blob never
+    /// opens as a WeCom one (nor the reverse).
+    fn wecom_aad(tenant: &str, appid: &str, user: UserId) -> Vec<u8> {
+        format!(
+            "wxbridge/wecom_session_key/v1\0{tenant}\0{appid}\0{}",
+            user.get()
+        )
+        .into_bytes()
+    }
+
     /// Seal `session_key` for `identity` of `tenant`.
     pub fn seal(
         &self,
@@ -231,16 +244,47 @@ impl SessionKeySealer {
         session_key: &SecretString,
         now_ms: i64,
     ) -> Result<SealedSessionKey, MiniProgramError> {
+        self.seal_with(&Self::aad(tenant, identity), session_key, now_ms)
+    }
+
+    /// Seal the session_key of WeCom mini program `appid` for member `user` of `tenant`.
+    pub fn seal_wecom(
+        &self,
+        tenant: &str,
+        appid: &str,
+        user: UserId,
+        session_key: &SecretString,
+        now_ms: i64,
+    ) -> Result<SealedSessionKey, MiniProgramError> {
+        self.seal_with(&Self::wecom_aad(tenant, appid, user), session_key, now_ms)
+    }
+
+    /// The WeCom session key in clear, or `None` (see [`Self::unseal`]).
+    pub fn unseal_wecom(
+        &self,
+        tenant: &str,
+        appid: &str,
+        user: UserId,
+        sealed: &SealedSessionKey,
+    ) -> Option<SecretString> {
+        self.unseal_with(&Self::wecom_aad(tenant, appid, user), sealed)
+    }
+
+    fn seal_with(
+        &self,
+        aad: &[u8],
+        session_key: &SecretString,
+        now_ms: i64,
+    ) -> Result<SealedSessionKey, MiniProgramError> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
-        let aad = Self::aad(tenant, identity);
         let ct = self
             .cipher
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
                     msg: session_key.expose_secret().as_bytes(),
-                    aad: &aad,
+                    aad,
                 },
             )
             .map_err(|_| MiniProgramError::Seal("encryption failed".to_owned()))?;
@@ -262,14 +306,17 @@ impl SessionKeySealer {
         identity: IdentityId,
         sealed: &SealedSessionKey,
     ) -> Option<SecretString> {
+        self.unseal_with(&Self::aad(tenant, identity), sealed)
+    }
+
+    fn unseal_with(&self, aad: &[u8], sealed: &SealedSessionKey) -> Option<SecretString> {
         if sealed.key_id != self.key_id || sealed.sealed.len() <= NONCE_LEN {
             return None;
         }
         let (nonce, ct) = sealed.sealed.split_at(NONCE_LEN);
-        let aad = Self::aad(tenant, identity);
         let clear = self
             .cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
             .ok()?;
         String::from_utf8(clear).ok().map(SecretString::from)
     }
@@ -355,6 +402,13 @@ pub enum Decrypted {
         learned_unionid: bool,
         events: Vec<DomainEvent>,
     },
+    /// `wx.qy.getEnterpriseUserInfo` of a WeCom mini program.
+    WecomUserInfo {
+        user_id: UserId,
+        corpid: String,
+        userid: String,
+        name: Option<String>,
+    },
 }
 
 /// The mini-program service over the store. Cheap to clone.
@@ -370,6 +424,55 @@ pub struct MiniPrograms {
 /// Where the sealing key of a data directory lives (for error messages and docs).
 pub fn seal_key_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SEAL_KEY_FILE)
+}
+
+/// Decrypt `encryptedData` with `session_key` and check the watermark names `appid`. A wrong key shows
+/// as bad padding or garbage instead of JSON: [`MiniProgramError::StaleSessionKey`].
+fn open_data(
+    session_key: &SecretString,
+    iv: &str,
+    encrypted_data: &str,
+    appid: &str,
+) -> Result<serde_json::Value, MiniProgramError> {
+    wx_crypto::miniprogram::decrypt_data(
+        session_key.expose_secret(),
+        iv,
+        encrypted_data,
+        Some(appid),
+    )
+    .map_err(|e| match e {
+        CryptoError::Watermark { expected, actual } => {
+            MiniProgramError::Watermark { expected, actual }
+        }
+        CryptoError::MiniProgramIv { len } => MiniProgramError::InvalidInput {
+            field: "iv",
+            problem: format!("must be base64 of 16 bytes, got {len}"),
+        },
+        CryptoError::Base64 { .. } => MiniProgramError::InvalidInput {
+            field: "encrypted_data",
+            problem: "is not base64".to_owned(),
+        },
+        CryptoError::CiphertextLength { len } => MiniProgramError::InvalidInput {
+            field: "encrypted_data",
+            problem: format!("{len} bytes is not a whole number of AES blocks"),
+        },
+        // A wrong key shows as bad padding or garbage instead of JSON.
+        _ => MiniProgramError::StaleSessionKey,
+    })
+}
+
+fn check_data<'a>(data: &EncryptedData<'a>) -> Result<(), MiniProgramError> {
+    if data.encrypted_data.trim().is_empty() || data.iv.trim().is_empty() {
+        return Err(MiniProgramError::InvalidInput {
+            field: if data.iv.trim().is_empty() {
+                "iv"
+            } else {
+                "encrypted_data"
+            },
+            problem: "is empty".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 fn check_code(code: &str) -> Result<&str, MiniProgramError> {
@@ -458,13 +561,14 @@ impl MiniPrograms {
         })
     }
 
-    /// Log in through WeCom mini program `key` (its jscode2session served by `app`'s token) with a
-    /// `wx.qy.login` code. `directory` reads a member the directory does not hold yet (none: no
-    /// on-demand read).
+    /// Log in through WeCom mini program `key` (appid `appid`; its jscode2session served by `app`'s
+    /// token) with a `wx.qy.login` code. `directory` reads a member the directory does not hold yet
+    /// (none: no on-demand read). The session_key is sealed and kept for [`Self::decrypt_wecom`].
     pub async fn login_wecom(
         &self,
         tenant: &str,
         key: &str,
+        appid: &str,
         app: &WecomApp,
         directory: Option<&WecomApp>,
         code: &str,
@@ -514,6 +618,16 @@ impl MiniPrograms {
                 status: user.status,
             });
         }
+        let sealed = self.sealer.seal_wecom(
+            tenant,
+            appid,
+            user.id,
+            &answer.session_key,
+            self.clock.now_ms(),
+        )?;
+        self.db
+            .put_wecom_session_key(tenant, appid, user.id, &sealed)
+            .await?;
         let (token, session) = self
             .sessions
             .create(
@@ -619,16 +733,7 @@ impl MiniPrograms {
             encrypted_data,
             iv,
         } = *data;
-        if encrypted_data.trim().is_empty() || iv.trim().is_empty() {
-            return Err(MiniProgramError::InvalidInput {
-                field: if iv.trim().is_empty() {
-                    "iv"
-                } else {
-                    "encrypted_data"
-                },
-                problem: "is empty".to_owned(),
-            });
-        }
+        check_data(data)?;
         let (session, user, identity_id) = self.mini_session(tenant, key, token).await?;
         let sealed = self
             .db
@@ -639,31 +744,7 @@ impl MiniPrograms {
             .sealer
             .unseal(tenant, identity_id, &sealed)
             .ok_or(MiniProgramError::NoSessionKey)?;
-        let value = wx_crypto::miniprogram::decrypt_data(
-            session_key.expose_secret(),
-            iv,
-            encrypted_data,
-            Some(appid),
-        )
-        .map_err(|e| match e {
-            CryptoError::Watermark { expected, actual } => {
-                MiniProgramError::Watermark { expected, actual }
-            }
-            CryptoError::MiniProgramIv { len } => MiniProgramError::InvalidInput {
-                field: "iv",
-                problem: format!("must be base64 of 16 bytes, got {len}"),
-            },
-            CryptoError::Base64 { .. } => MiniProgramError::InvalidInput {
-                field: "encrypted_data",
-                problem: "is not base64".to_owned(),
-            },
-            CryptoError::CiphertextLength { len } => MiniProgramError::InvalidInput {
-                field: "encrypted_data",
-                problem: format!("{len} bytes is not a whole number of AES blocks"),
-            },
-            // A wrong key shows as bad padding or garbage instead of JSON.
-            _ => MiniProgramError::StaleSessionKey,
-        })?;
+        let value = open_data(&session_key, iv, encrypted_data, appid)?;
         let identity = self.db.wechat_identity(tenant, identity_id).await?.ok_or(
             IdentityError::IdentityNotFound {
                 id: identity_id.get(),
@@ -722,6 +803,124 @@ impl MiniPrograms {
                     info,
                     learned_unionid: resolved.learned_unionid,
                     events: resolved.events,
+                })
+            }
+        }
+    }
+
+    /// The session of `token`, checked to come from WeCom mini program `key`.
+    async fn wecom_session(
+        &self,
+        tenant: &str,
+        key: &str,
+        token: &str,
+    ) -> Result<(Session, User), MiniProgramError> {
+        let verified = self.sessions.verify(tenant, token).await?;
+        let s = verified.session;
+        if s.provider == Provider::WecomMiniProgram.as_str() && s.app == key {
+            Ok((s, verified.user))
+        } else {
+            Err(MiniProgramError::WrongSession {
+                key: key.to_owned(),
+                provider: s.provider,
+                app: s.app,
+            })
+        }
+    }
+
+    /// Decrypt `encryptedData` of a WeCom mini-program session (`appid`: the mini program's appid,
+    /// which the watermark names) with the session_key kept at its login. Phone data (`mobile`, as
+    /// `wx.qy.getMobile` gives it) fills the user's mobile; user info (`wx.qy.getEnterpriseUserInfo`:
+    /// corpid, userid, name) must name this member and fills the name only while it is empty.
+    /// Nothing is written when decryption fails.
+    pub async fn decrypt_wecom(
+        &self,
+        tenant: &str,
+        key: &str,
+        appid: &str,
+        token: &str,
+        data: &EncryptedData<'_>,
+    ) -> Result<Decrypted, MiniProgramError> {
+        check_data(data)?;
+        let (session, user) = self.wecom_session(tenant, key, token).await?;
+        let sealed = self
+            .db
+            .wecom_session_key(tenant, appid, user.id)
+            .await?
+            .ok_or(MiniProgramError::NoSessionKey)?;
+        let session_key = self
+            .sealer
+            .unseal_wecom(tenant, appid, user.id, &sealed)
+            .ok_or(MiniProgramError::NoSessionKey)?;
+        let value = open_data(&session_key, data.iv, data.encrypted_data, appid)?;
+        let field = |name: &str| {
+            value
+                .get(name)
+                .and_then(|v| v.as_str())
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let kind = data.kind.as_str();
+        match data.kind {
+            DecryptKind::Phone => {
+                let phone_number = field("mobile")
+                    .or_else(|| field("phoneNumber"))
+                    .ok_or_else(|| MiniProgramError::DecryptedData {
+                        kind,
+                        problem:
+                            "no mobile (the member has none, or the data is not wx.qy.getMobile's)"
+                                .to_owned(),
+                    })?;
+                let phone = PhoneNumber {
+                    pure_phone_number: field("purePhoneNumber")
+                        .unwrap_or_else(|| phone_number.clone()),
+                    phone_number,
+                    country_code: field("countryCode"),
+                };
+                self.set_mobile(tenant, &user, &phone).await?;
+                Ok(Decrypted::Phone {
+                    user_id: session.user_id,
+                    phone,
+                })
+            }
+            DecryptKind::UserInfo => {
+                let (Some(corpid), Some(userid)) = (field("corpid"), field("userid")) else {
+                    return Err(MiniProgramError::DecryptedData {
+                        kind,
+                        problem: "no corpid or userid".to_owned(),
+                    });
+                };
+                let links = self.db.wecom_links_of_user(tenant, user.id).await?;
+                let mine = links
+                    .iter()
+                    .any(|l| l.corpid == corpid && l.userid.eq_ignore_ascii_case(&userid));
+                if !mine {
+                    return Err(MiniProgramError::DecryptedData {
+                        kind,
+                        problem: "its corpid/userid is not this session's member".to_owned(),
+                    });
+                }
+                let name = field("name");
+                if let Some(n) = &name
+                    && user.name.trim().is_empty()
+                {
+                    self.db
+                        .set_user_profile(
+                            tenant,
+                            user.id,
+                            n,
+                            user.mobile.as_deref(),
+                            user.avatar.as_deref(),
+                            self.clock.now_ms(),
+                        )
+                        .await?;
+                }
+                Ok(Decrypted::WecomUserInfo {
+                    user_id: session.user_id,
+                    corpid,
+                    userid,
+                    name,
                 })
             }
         }

@@ -333,7 +333,7 @@ async fn wecom_mini_program_login_reads_members_on_demand_on_each_database() {
             .unwrap();
         // Without a directory credential and nothing synced: not found, nothing created.
         let err = minis
-            .login_wecom(&t, "portal", &main, None, &code)
+            .login_wecom(&t, "portal", PORTAL, &main, None, &code)
             .await
             .unwrap_err();
         assert!(
@@ -344,7 +344,7 @@ async fn wecom_mini_program_login_reads_members_on_demand_on_each_database() {
             .mint_miniprogram_code(&mp(PORTAL, None, Some("ZhangSan"), None))
             .unwrap();
         let login = minis
-            .login_wecom(&t, "portal", &main, Some(&contacts), &code)
+            .login_wecom(&t, "portal", PORTAL, &main, Some(&contacts), &code)
             .await
             .unwrap();
         assert_eq!(login.user.name, "Zhang San", "{name}");
@@ -353,7 +353,7 @@ async fn wecom_mini_program_login_reads_members_on_demand_on_each_database() {
             .mint_miniprogram_code(&mp(PORTAL, None, Some("LiSi"), None))
             .unwrap();
         let err = minis
-            .login_wecom(&t, "portal", &main, Some(&contacts), &code)
+            .login_wecom(&t, "portal", PORTAL, &main, Some(&contacts), &code)
             .await
             .unwrap_err();
         assert!(
@@ -370,5 +370,190 @@ async fn wecom_mini_program_login_reads_members_on_demand_on_each_database() {
             db.sessions_of_user(&t, login.user.id).await.unwrap().len(),
             1
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wecom_mini_program_session_key_is_kept_sealed_and_decrypts_on_each_database() {
+    let fixture = FIXTURE.replace(
+        "name = \"Zhang San\"\n",
+        "name = \"Zhang San\"\nmobile = \"13800000001\"\n",
+    );
+    let sim = Simulator::from_fixture_str(&fixture).unwrap();
+    let (_running, tenants) = sim_tenants(&sim).await;
+    let demo = tenants.get("demo").unwrap();
+    let main = demo.wecom_app("main").unwrap().clone();
+    let contacts = demo.contacts().unwrap().clone();
+    let (dbs, dir) = databases().await;
+    let sealer = Arc::new(SessionKeySealer::open_or_create(dir.path()).unwrap());
+    for (name, db) in dbs {
+        let t = tenant("wecom-decrypt");
+        let minis = MiniPrograms::new(
+            db.clone(),
+            Arc::new(SystemClock),
+            sealer.clone(),
+            SessionConfig::default(),
+        );
+        let login = |code: String| {
+            let minis = minis.clone();
+            let (t, main, contacts) = (t.clone(), main.clone(), contacts.clone());
+            async move {
+                minis
+                    .login_wecom(&t, "portal", PORTAL, &main, Some(&contacts), &code)
+                    .await
+                    .unwrap()
+            }
+        };
+        let code = || {
+            sim.mint_miniprogram_code(&mp(PORTAL, None, Some("ZhangSan"), None))
+                .unwrap()
+        };
+        let enc = |kind: &str| {
+            sim.encrypted_data(&mp(PORTAL, None, Some("ZhangSan"), Some(kind)))
+                .unwrap()
+        };
+        let first = login(code()).await;
+        let user = first.user.clone();
+        // The directory brought the mobile; blank it so the decrypt's write is visible.
+        db.set_user_profile(&t, user.id, &user.name, None, None, 1)
+            .await
+            .unwrap();
+        let old = enc("phone");
+        let second = login(code()).await;
+        let token = second.token.expose().to_owned();
+
+        // Data made under the first login's key: stale, nothing written.
+        let err = minis
+            .decrypt_wecom(
+                &t,
+                "portal",
+                PORTAL,
+                &token,
+                &EncryptedData {
+                    kind: DecryptKind::Phone,
+                    encrypted_data: &old.encrypted_data,
+                    iv: &old.iv,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, MiniProgramError::StaleSessionKey),
+            "{name}: {err}"
+        );
+        assert_eq!(mobile(&db, &t, user.id).await, None, "{name}");
+
+        // Current data: the mobile is filled.
+        let fresh = enc("phone");
+        let out = minis
+            .decrypt_wecom(
+                &t,
+                "portal",
+                PORTAL,
+                &token,
+                &EncryptedData {
+                    kind: DecryptKind::Phone,
+                    encrypted_data: &fresh.encrypted_data,
+                    iv: &fresh.iv,
+                },
+            )
+            .await
+            .unwrap();
+        match out {
+            Decrypted::Phone { user_id, phone } => {
+                assert_eq!(user_id, user.id);
+                assert_eq!(phone.phone_number, "13800000001");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        assert_eq!(
+            mobile(&db, &t, user.id).await.as_deref(),
+            Some("13800000001"),
+            "{name}"
+        );
+
+        // Enterprise user info names this member.
+        let info = enc("userinfo");
+        let out = minis
+            .decrypt_wecom(
+                &t,
+                "portal",
+                PORTAL,
+                &token,
+                &EncryptedData {
+                    kind: DecryptKind::UserInfo,
+                    encrypted_data: &info.encrypted_data,
+                    iv: &info.iv,
+                },
+            )
+            .await
+            .unwrap();
+        match out {
+            Decrypted::WecomUserInfo {
+                user_id,
+                userid,
+                corpid,
+                name: n,
+            } => {
+                assert_eq!(user_id, user.id);
+                assert_eq!(userid, "ZhangSan");
+                assert_eq!(corpid, "ww0000000000000001");
+                assert_eq!(n.as_deref(), Some("Zhang San"));
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+
+        // The key is held per mini-program appid: none for another appid.
+        let err = minis
+            .decrypt_wecom(
+                &t,
+                "portal",
+                "wx00000000000000ff",
+                &token,
+                &EncryptedData {
+                    kind: DecryptKind::Phone,
+                    encrypted_data: &fresh.encrypted_data,
+                    iv: &fresh.iv,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, MiniProgramError::NoSessionKey),
+            "{name}: no key is held for another appid: {err}"
+        );
+
+        // The stored key is sealed: the clear session_key is nowhere in the row.
+        let clear = sim.current_session_key(PORTAL, "ZhangSan").unwrap();
+        let sealed = db
+            .wecom_session_key(&t, PORTAL, user.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            !sealed
+                .sealed
+                .windows(clear.len())
+                .any(|w| w == clear.as_bytes()),
+            "{name}"
+        );
+        assert!(!format!("{sealed:?}").contains(&clear));
+        // Bound to tenant, appid and user: it opens for none other.
+        assert!(
+            sealer
+                .unseal_wecom("other", PORTAL, user.id, &sealed)
+                .is_none()
+        );
+        assert!(
+            sealer
+                .unseal_wecom(&t, "wx00000000000000ff", user.id, &sealed)
+                .is_none()
+        );
+        assert!(
+            sealer
+                .unseal(&t, store::IdentityId::from_raw(user.id.get()), &sealed)
+                .is_none()
+        );
+        drop(first);
     }
 }

@@ -12,10 +12,13 @@
 //!   mini program's own secret, which never leaves the bridge. The session_key stays on the bridge.
 //! - `POST .../miniprograms/{key}/decrypt` (bearer session token from that mini program)
 //!   `{"encrypted_data", "iv", "kind": "phone" | "user_info"}`: decrypted with the stored session_key,
-//!   watermark checked; fills the user's mobile or profile. 409 `session_key_stale` when the client's
-//!   key moved on (call `wx.login`, log in again, retry). WeChat mini programs only.
+//!   watermark checked (the mini program's appid, for WeCom too); fills the user's mobile or profile.
+//!   409 `session_key_stale` when the client's key moved on (call `wx.login` / `wx.qy.login`, log in
+//!   again, retry). WeChat and WeCom mini programs (WeCom: `wx.qy.getMobile`, or
+//!   `wx.qy.getEnterpriseUserInfo` as `user_info`).
 //! - `POST .../miniprograms/{key}/phone` (bearer session token) `{"code"}`: the `getPhoneNumber` code
-//!   exchanged through `wxa/business/getuserphonenumber`; fills the user's mobile.
+//!   exchanged through `wxa/business/getuserphonenumber`; fills the user's mobile. WeChat mini programs
+//!   only: WeCom has no such exchange (400 naming the encryptedData route instead).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -132,6 +135,9 @@ pub struct MiniDecryptResponse {
     pub nickname: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub avatar: Option<String>,
+    /// The WeCom userid (WeCom `user_info`, whose `name` is in `nickname`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userid: Option<String>,
     /// Users merged into `user_id` because the data revealed a unionid.
     pub merged_users: Vec<i64>,
 }
@@ -214,7 +220,7 @@ fn tenant<'a>(state: &'a AppState, key: &str) -> Result<&'a Arc<Tenant>, WebErro
 /// Which mini program a key names.
 enum Mini<'a> {
     Wechat { app: &'a WechatApp },
-    Wecom { app_name: &'a str },
+    Wecom { app_name: &'a str, appid: &'a str },
 }
 
 fn mini<'a>(tenant: &'a Tenant, key: &str) -> Result<Mini<'a>, WebError> {
@@ -233,6 +239,7 @@ fn mini<'a>(tenant: &'a Tenant, key: &str) -> Result<Mini<'a>, WebError> {
     {
         return Ok(Mini::Wecom {
             app_name: m.app.as_str(),
+            appid: m.appid.as_str(),
         });
     }
     Err(WebError::Missing(format!(
@@ -330,7 +337,7 @@ pub async fn login(
             }
             Ok(Json(login_response(login, None)))
         }
-        Mini::Wecom { app_name } => {
+        Mini::Wecom { app_name, appid } => {
             let app = tenant.wecom_app(app_name).ok_or_else(|| {
                 WebError::Internal(format!(
                     "WeCom mini program `{key}` names app `{app_name}`, which has no API handle"
@@ -339,7 +346,7 @@ pub async fn login(
             let directory =
                 domain::directory::options::directory_credential(tenant).and_then(|c| c.wecom());
             let login = svc
-                .login_wecom(tenant.key(), &key, app, directory, &req.code)
+                .login_wecom(tenant.key(), &key, appid, app, directory, &req.code)
                 .await
                 .map_err(mini_error)?;
             let db = database(&state)?;
@@ -362,7 +369,7 @@ fn wechat_only<'a>(which: Mini<'a>, key: &str) -> Result<&'a WechatApp, SessionR
             StatusCode::BAD_REQUEST,
             "bad_request",
             format!(
-                "`{key}` is a WeCom mini program: decrypt and phone are for WeChat mini programs (WeCom members' data comes from the directory)"
+                "`{key}` is a WeCom mini program: WeCom has no phone-number code exchange; send the encryptedData and iv of wx.qy.getMobile to POST .../miniprograms/{key}/decrypt with kind `phone` instead"
             ),
         )),
     }
@@ -372,7 +379,7 @@ fn wechat_only<'a>(which: Mini<'a>, key: &str) -> Result<&'a WechatApp, SessionR
 /// Authenticated by the mini-program session: `Authorization: Bearer wxs_...` (not an API key).
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/miniprograms/{key}/decrypt", tag = "miniprograms",
     params(("tenant" = String, Path, description = "Tenant key"),
-           ("key" = String, Path, description = "The WeChat mini program's key")),
+           ("key" = String, Path, description = "The mini program's key (WeChat or WeCom)")),
     request_body = MiniDecryptRequest,
     responses(
         (status = 200, description = "The decrypted values; the user's mobile or profile was filled", body = MiniDecryptResponse),
@@ -390,27 +397,30 @@ pub async fn decrypt(
     payload: Result<Json<MiniDecryptRequest>, JsonRejection>,
 ) -> Result<Json<MiniDecryptResponse>, SessionRouteError> {
     let tenant = tenant(&state, &tenant_key)?;
-    let app = wechat_only(mini(tenant, &key)?, &key)?;
+    let which = mini(tenant, &key)?;
     let token = bearer(&headers)?;
     let req = body(payload)?;
     let kind = match req.kind {
         DecryptKindDto::Phone => DecryptKind::Phone,
         DecryptKindDto::UserInfo => DecryptKind::UserInfo,
     };
-    let out = service(&state)?
-        .decrypt(
-            tenant.key(),
-            &key,
-            &app.credentials().appid,
-            &token,
-            &EncryptedData {
-                kind,
-                encrypted_data: &req.encrypted_data,
-                iv: &req.iv,
-            },
-        )
-        .await
-        .map_err(mini_error)?;
+    let data = EncryptedData {
+        kind,
+        encrypted_data: &req.encrypted_data,
+        iv: &req.iv,
+    };
+    let svc = service(&state)?;
+    let out = match which {
+        Mini::Wechat { app } => {
+            svc.decrypt(tenant.key(), &key, &app.credentials().appid, &token, &data)
+                .await
+        }
+        Mini::Wecom { appid, .. } => {
+            svc.decrypt_wecom(tenant.key(), &key, appid, &token, &data)
+                .await
+        }
+    }
+    .map_err(mini_error)?;
     Ok(Json(match out {
         Decrypted::Phone { user_id, phone } => MiniDecryptResponse {
             kind: req.kind,
@@ -422,6 +432,25 @@ pub async fn decrypt(
             unionid: None,
             nickname: None,
             avatar: None,
+            userid: None,
+            merged_users: Vec::new(),
+        },
+        Decrypted::WecomUserInfo {
+            user_id,
+            userid,
+            name,
+            ..
+        } => MiniDecryptResponse {
+            kind: req.kind,
+            user_id: user_id.get(),
+            phone_number: None,
+            pure_phone_number: None,
+            country_code: None,
+            openid: None,
+            unionid: None,
+            nickname: name,
+            avatar: None,
+            userid: Some(userid),
             merged_users: Vec::new(),
         },
         Decrypted::UserInfo {
@@ -439,6 +468,7 @@ pub async fn decrypt(
             unionid: info.unionid,
             nickname: info.nickname,
             avatar: info.avatar,
+            userid: None,
             merged_users: events
                 .iter()
                 .map(|e| match e {
@@ -457,7 +487,7 @@ pub async fn decrypt(
     request_body = MiniCodeRequest,
     responses(
         (status = 200, description = "The phone number, now the user's mobile", body = MiniPhoneResponse),
-        (status = 400, description = "`invalid_code` or a malformed body", body = crate::error::ErrorBody),
+        (status = 400, description = "`invalid_code`, a malformed body, or a WeCom mini program (no code exchange: use decrypt)", body = crate::error::ErrorBody),
         (status = 401, description = "`session_missing` or the session does not verify", body = crate::error::ErrorBody),
         (status = 403, description = "`session_provider_mismatch`: not a session of this mini program", body = crate::error::ErrorBody),
         (status = 404, description = "Unknown tenant or mini program key", body = crate::error::ErrorBody),

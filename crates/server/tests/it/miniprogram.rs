@@ -528,17 +528,186 @@ async fn wecom_mini_program_login_reads_the_member_on_demand_and_refuses_a_disab
     assert_eq!(json["error"]["code"], "user_not_active");
     assert_eq!(env.scalar("SELECT COUNT(*) FROM sessions").await, sessions);
 
-    // An invalid code; decrypt is for WeChat mini programs.
+    // An invalid code; WeCom has no phone-number code exchange: the 400 says to use decrypt.
     let (status, json) = env.login("portal", "bogus").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
     assert_eq!(json["error"]["code"], "invalid_code");
-    let (status, _) = env
+    let (status, json) = env
         .post(
-            "miniprograms/portal/decrypt",
+            "miniprograms/portal/phone",
             Some("wxs_x"),
-            json!({ "encrypted_data": "x", "iv": "y", "kind": "phone" }),
+            json!({ "code": "c" }),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    assert_eq!(json["error"]["code"], "bad_request");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("WeCom has no phone-number code exchange")
+            && message.contains("miniprograms/portal/decrypt")
+            && message.contains("wx.qy.getMobile"),
+        "{json}"
+    );
     assert_eq!(env.scalar("SELECT COUNT(*) FROM sessions").await, sessions);
+}
+
+/// Every text or blob cell of every table that contains `needle` (SQLite), as `table.column`.
+async fn cells_containing(env: &Env, needle: &[u8]) -> Vec<String> {
+    let pool = env.db.sqlite().unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut found = Vec::new();
+    for t in tables {
+        let cols: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
+            .bind(&t)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        for c in cols {
+            let n: i64 = sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM \"{t}\" WHERE instr(CAST(\"{c}\" AS BLOB), $1) > 0"
+            ))
+            .bind(needle)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            if n > 0 {
+                found.push(format!("{t}.{c}"));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wecom_mini_program_keeps_its_session_key_sealed_and_decrypts_the_phone() {
+    use base64::Engine as _;
+    let env = env().await;
+    let code = || {
+        env.sim
+            .mint_miniprogram_code(&MiniProgramRequest {
+                appid: PORTAL.to_owned(),
+                userid: Some("ZhangSan".to_owned()),
+                ..Default::default()
+            })
+            .unwrap()
+    };
+    let enc = |kind: &str| {
+        env.sim
+            .encrypted_data(&MiniProgramRequest {
+                appid: PORTAL.to_owned(),
+                userid: Some("ZhangSan".to_owned()),
+                kind: Some(kind.to_owned()),
+                ..Default::default()
+            })
+            .unwrap()
+    };
+    let mut responses = Vec::new();
+    let (status, first) = env.login("portal", &code()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let user_id = first["user"]["id"].as_i64().unwrap();
+    responses.push(first.to_string());
+    // The directory read brought the mobile; blank it so the decrypt's write is visible.
+    sqlx::query("UPDATE users SET mobile = NULL WHERE id = $1")
+        .bind(user_id)
+        .execute(env.db.sqlite().unwrap())
+        .await
+        .unwrap();
+
+    // Data made under the first login's key, sent after a second login: stale, nothing written.
+    let old = enc("phone");
+    let (status, second) = env.login("portal", &code()).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    responses.push(second.to_string());
+    let token = token_of(&second);
+    let (status, json) = env
+        .post(
+            "miniprograms/portal/decrypt",
+            Some(&token),
+            json!({ "encrypted_data": old.encrypted_data, "iv": old.iv, "kind": "phone" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{json}");
+    assert_eq!(json["error"]["code"], "session_key_stale");
+    responses.push(json.to_string());
+    assert_eq!(env.user_column(user_id, "mobile").await, None);
+
+    // Current data: the phone fills the mobile.
+    let fresh = enc("phone");
+    let (status, json) = env
+        .post(
+            "miniprograms/portal/decrypt",
+            Some(&token),
+            json!({ "encrypted_data": fresh.encrypted_data, "iv": fresh.iv, "kind": "phone" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["phone_number"], "13800000001");
+    assert_eq!(json["user_id"], user_id);
+    responses.push(json.to_string());
+    assert_eq!(
+        env.user_column(user_id, "mobile").await.as_deref(),
+        Some("13800000001")
+    );
+
+    // Enterprise user info: the member's userid and name.
+    let info = enc("userinfo");
+    let (status, json) = env
+        .post(
+            "miniprograms/portal/decrypt",
+            Some(&token),
+            json!({ "encrypted_data": info.encrypted_data, "iv": info.iv, "kind": "user_info" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["userid"], "ZhangSan");
+    assert_eq!(json["nickname"], "张三");
+    responses.push(json.to_string());
+
+    // A WeChat mini-program session does not open WeCom data, nor the reverse.
+    let (_, ming) = env.login("shop", &env.wechat_code(SHOP, MING_SHOP)).await;
+    let (status, json) = env
+        .post(
+            "miniprograms/portal/decrypt",
+            Some(&token_of(&ming)),
+            json!({ "encrypted_data": fresh.encrypted_data, "iv": fresh.iv, "kind": "phone" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{json}");
+    assert_eq!(json["error"]["code"], "session_provider_mismatch");
+    let (status, json) = env
+        .post(
+            "miniprograms/shop/decrypt",
+            Some(&token),
+            json!({ "encrypted_data": fresh.encrypted_data, "iv": fresh.iv, "kind": "phone" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{json}");
+
+    // The session_key (as text and as raw bytes) is in no response and no table; one sealed row.
+    assert_eq!(
+        env.scalar("SELECT COUNT(*) FROM wecom_session_keys").await,
+        1
+    );
+    let clear = env.sim.current_session_key(PORTAL, "ZhangSan").unwrap();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&clear)
+        .unwrap();
+    for r in &responses {
+        assert!(!r.contains(&clear), "{r}");
+    }
+    assert_eq!(
+        cells_containing(&env, clear.as_bytes()).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(cells_containing(&env, &raw).await, Vec::<String>::new());
+    // The check itself finds what is there.
+    assert_eq!(
+        cells_containing(&env, "13800000001".as_bytes()).await,
+        vec!["users.mobile".to_owned()]
+    );
 }
