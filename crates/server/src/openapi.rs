@@ -8,6 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::auth;
+use crate::routes::identities;
 use crate::routes::jssdk;
 use crate::routes::messages;
 use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
@@ -38,6 +39,10 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         jssdk::config,
         sessions::verify_session,
         sessions::revoke_session,
+        identities::list_identities,
+        identities::link_identity,
+        identities::unlink_identity,
+        identities::identity_audit,
         auth::me,
         miniprogram::login,
         miniprogram::decrypt,
@@ -84,6 +89,11 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         sessions::SessionRoleDto,
         sessions::IdentitiesDto,
         sessions::WechatIdentityDto,
+        identities::IdentityActionRequest,
+        identities::UserIdentitiesResponse,
+        identities::IdentityAuditDto,
+        identities::IdentityActionResponse,
+        identities::IdentityAuditResponse,
         miniprogram::MiniCodeRequest,
         miniprogram::MiniDecryptRequest,
         miniprogram::DecryptKindDto,
@@ -111,6 +121,7 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         (name = "directory", description = "Both-way lookup between local users/roles and WeCom members/departments"),
         (name = "sync", description = "Directory sync runs: start, history, live progress (Server-Sent Events)"),
         (name = "sessions", description = "Verify and revoke login session tokens (wxs_...)"),
+        (name = "identities", description = "Operator link / unlink of WeChat identities, audited"),
         (name = "jssdk", description = "wx.config / wx.agentConfig parameters for a page (public; CORS for the app's JS-safe domains)"),
         (name = "messages", description = "Message push through WeCom apps: the outbox, status per call, recall"),
         (name = "miniprograms", description = "Mini-program login (code -> session token), encryptedData decryption and phone numbers"),

@@ -4,6 +4,7 @@ pub(crate) mod auth;
 pub(crate) mod callbacks;
 pub(crate) mod directory;
 pub(crate) mod health;
+pub(crate) mod identities;
 pub(crate) mod jssdk;
 pub(crate) mod messages;
 pub(crate) mod miniprogram;
@@ -31,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .merge(jssdk_routes())
         .merge(miniprogram::routes())
         .merge(messages::routes())
+        .merge(identities::routes())
         .route(
             "/api/v1/tenants/{tenant}/sessions/verify",
             post(sessions::verify_session),

@@ -10,6 +10,7 @@ mod callbacks;
 mod directory_api;
 mod full;
 mod guard;
+mod identities;
 mod jssdk;
 mod messages_api;
 mod miniprogram;
