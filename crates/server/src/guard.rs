@@ -181,7 +181,7 @@ impl RequireOrigin {
             .into_response());
         };
         let db = database(&state).map_err(IntoResponse::into_response)?;
-        let verified = sessions(db)
+        let verified = sessions(&state, db)
             .verify(tenant.key(), &token)
             .await
             .map_err(|e| SessionRouteError::from(e).into_response())?;

@@ -33,8 +33,7 @@ use domain::identity::oauth::{
     LoginError, LoginStates, PendingLogin, check_return_to, resolve_wecom_member,
 };
 use domain::identity::{
-    AccountGraph, AppKind, Provider, SessionConfig, SessionOrigin, Sessions, WechatLogin,
-    WechatProfile,
+    AccountGraph, AppKind, Provider, SessionOrigin, Sessions, WechatLogin, WechatProfile,
 };
 use domain::{CredentialKind, Db, Tenant, UserStatus};
 
@@ -157,8 +156,8 @@ fn states(db: &Db) -> LoginStates {
     LoginStates::new(db.clone(), Arc::new(SystemClock))
 }
 
-fn sessions(db: &Db) -> Sessions {
-    Sessions::new(db.clone(), Arc::new(SystemClock), SessionConfig::default())
+fn sessions(state: &AppState, db: &Db) -> Sessions {
+    crate::routes::sessions::sessions(state, db)
 }
 
 fn user_agent(headers: &HeaderMap) -> &str {
@@ -258,7 +257,7 @@ async fn finish(
     origin: SessionOrigin,
     return_to: &str,
 ) -> Result<Response, LoginPage> {
-    let sessions = sessions(db);
+    let sessions = sessions(state, db);
     let (token, _) = sessions
         .create(tenant, user_id, &origin)
         .await
@@ -641,7 +640,7 @@ pub async fn logout(
     let t = tenant(&state, &tenant_key)?;
     let db = db(&state)?;
     if let Some(token) = crate::guard::session_token(&headers) {
-        match sessions(db).revoke(t.key(), &token).await {
+        match sessions(&state, db).revoke(t.key(), &token).await {
             Ok(_) | Err(domain::identity::IdentityError::SessionMalformed) => {}
             Err(e) => return Err(LoginPage::internal(e)),
         }
@@ -684,7 +683,7 @@ pub async fn me(
         .ok_or_else(|| crate::WebError::TenantNotFound(tenant_key.clone()))?;
     let db = crate::routes::directory::database(&state)?;
     let token = crate::guard::session_token(&headers).unwrap_or_default();
-    let verified = sessions(db).verify(t.key(), &token).await?;
+    let verified = sessions(&state, db).verify(t.key(), &token).await?;
     Ok(Json(session_response(db, t.key(), verified).await?))
 }
 

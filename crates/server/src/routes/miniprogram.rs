@@ -28,11 +28,11 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use domain::identity::IdentityError;
 use domain::identity::miniprogram::{
     DecryptKind, Decrypted, EncryptedData, MiniLogin, MiniProgramError, MiniPrograms,
     SessionKeySealer,
 };
-use domain::identity::{IdentityError, SessionConfig};
 use domain::{CredentialKind, Tenant};
 use serde::{Deserialize, Serialize};
 use wx_api::clock::SystemClock;
@@ -206,7 +206,7 @@ fn service(state: &AppState) -> Result<MiniPrograms, SessionRouteError> {
         db.clone(),
         Arc::new(SystemClock),
         sealer(state)?,
-        SessionConfig::default(),
+        crate::routes::sessions::session_config(state),
     ))
 }
 

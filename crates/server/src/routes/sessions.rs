@@ -176,8 +176,17 @@ impl IntoResponse for SessionRouteError {
     }
 }
 
-pub(crate) fn sessions(db: &Db) -> Sessions {
-    Sessions::new(db.clone(), Arc::new(SystemClock), SessionConfig::default())
+/// The session lifetime and idle timeout from `[server]`, the rest at their defaults.
+pub(crate) fn session_config(state: &AppState) -> SessionConfig {
+    SessionConfig {
+        ttl: state.config.server.session_ttl,
+        idle_timeout: state.config.server.session_idle_timeout,
+        ..SessionConfig::default()
+    }
+}
+
+pub(crate) fn sessions(state: &AppState, db: &Db) -> Sessions {
+    Sessions::new(db.clone(), Arc::new(SystemClock), session_config(state))
 }
 
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, WebError> {
@@ -210,7 +219,9 @@ pub async fn verify_session(
     let tenant = authorised_tenant(&state, &tenant_key, &headers)?;
     let req = body(payload)?;
     let db = database(&state)?;
-    let verified = sessions(db).verify(tenant.key(), &req.token).await?;
+    let verified = sessions(&state, db)
+        .verify(tenant.key(), &req.token)
+        .await?;
     // The same check the route guard (crate::guard) applies.
     OriginRequirement {
         provider: req.require_provider,
@@ -295,6 +306,8 @@ pub async fn revoke_session(
     let tenant = authorised_tenant(&state, &tenant_key, &headers)?;
     let req = body(payload)?;
     let db = database(&state)?;
-    let revoked = sessions(db).revoke(tenant.key(), &req.token).await?;
+    let revoked = sessions(&state, db)
+        .revoke(tenant.key(), &req.token)
+        .await?;
     Ok(Json(RevokeSessionResponse { revoked }))
 }

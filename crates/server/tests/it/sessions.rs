@@ -141,3 +141,62 @@ async fn verify_and_revoke_a_session_over_http() {
             .contains("revoked")
     );
 }
+
+/// `[server] session_idle_timeout_secs` reaches the verify route: a session last seen two minutes ago
+/// verifies under the defaults (no idle timeout) and is expired under a 60 s idle timeout.
+#[tokio::test]
+async fn configured_idle_timeout_applies_to_verify() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let db = store::Db::connect("sqlite::memory:").await.unwrap();
+    db.migrate().await.unwrap();
+    let past = Arc::new(wx_api::clock::ManualClock::new(now - 120_000));
+    let graph = AccountGraph::new(db.clone(), past.clone());
+    let who = graph
+        .resolve_wechat_identity(
+            "acme",
+            &WechatLogin {
+                appid: "wxmp1".to_owned(),
+                app_kind: domain::identity::AppKind::MiniProgram,
+                openid: "oIdle".to_owned(),
+                unionid: None,
+                profile: WechatProfile::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let (token, _) = Sessions::new(db.clone(), past, SessionConfig::default())
+        .create(
+            "acme",
+            who.user_id,
+            &SessionOrigin {
+                provider: Provider::WechatMiniProgram,
+                app: "shop".to_owned(),
+                identity: Some(who.identity.id),
+            },
+        )
+        .await
+        .unwrap();
+    let body = serde_json::json!({ "token": token.expose() }).to_string();
+    let auth = format!("Bearer {API_KEY}");
+    let verify = "/api/v1/tenants/acme/sessions/verify";
+
+    let idle = toml_with_key().replace(
+        "[tokens]",
+        "[server]\nsession_idle_timeout_secs = 60\n[tokens]",
+    );
+    for (toml, expect) in [
+        (idle, StatusCode::UNAUTHORIZED),
+        (toml_with_key(), StatusCode::OK),
+    ] {
+        let mut st = state(config_from(&toml), false).await;
+        st.db = Some(db.clone());
+        let (status, json) = post(server::router(st), verify, Some(&auth), &body).await;
+        assert_eq!(status, expect, "{json}");
+        if expect == StatusCode::UNAUTHORIZED {
+            assert_eq!(json["error"]["code"], "session_expired");
+        }
+    }
+}
