@@ -475,6 +475,43 @@ async fn sealed_session_keys_replace_and_stay_in_their_tenant(db: Db) {
     let debug = format!("{k2:?}");
     assert!(debug.contains("sealed_len: 48"), "{debug}");
     assert!(!debug.contains("9, 9"), "{debug}");
+
+    // WeCom members' keys: per (tenant, mini-program appid, user), replaced, never crossing tenants.
+    let user = a.user_id;
+    assert!(
+        db.wecom_session_key(T, "wxqy", user)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    db.put_wecom_session_key(T, "wxqy", user, &k1)
+        .await
+        .unwrap();
+    db.put_wecom_session_key(T, "wxqy", user, &k2)
+        .await
+        .unwrap();
+    db.put_wecom_session_key(T, "wxqy2", user, &k1)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.wecom_session_key(T, "wxqy", user).await.unwrap(),
+        Some(k2.clone())
+    );
+    assert_eq!(
+        db.wecom_session_key(T, "wxqy2", user).await.unwrap(),
+        Some(k1.clone())
+    );
+    assert!(
+        db.wecom_session_key("other", "wxqy", user)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let foreign = db.put_wecom_session_key("other", "wxqy", user, &k1).await;
+    assert!(
+        matches!(foreign, Err(Error::NotFound { what: "user", .. })),
+        "{foreign:?}"
+    );
 }
 
 async fn hostile_input_is_stored_literally(db: Db) {
