@@ -192,7 +192,8 @@ impl Simulator {
                 get(wecom::department_simplelist),
             )
             .route("/cgi-bin/department/get", get(wecom::department_get))
-            .route("/cgi-bin/user/get", get(wecom::user_get))
+            // WeCom (`userid`: one member) and WeChat (`next_openid`: follower list) share this path.
+            .route("/cgi-bin/user/get", get(wechat::user_get_either))
             .route("/cgi-bin/user/simplelist", get(wecom::user_simplelist))
             .route("/cgi-bin/user/list", get(wecom::user_list))
             .route("/cgi-bin/user/list_id", post(wecom::user_list_id))

@@ -389,6 +389,52 @@ pub(crate) async fn user_info(AxState(sh): S, Query(q): Q) -> Response {
     .await
 }
 
+/// `cgi-bin/user/get` pages: openids in sorted order, this many at most (WeChat's own page size).
+const USER_GET_PAGE: usize = 10_000;
+
+/// `cgi-bin/user/get` is both WeCom's member read (with `userid`) and WeChat's follower list.
+pub(crate) async fn user_get_either(st: S, q: Q) -> Response {
+    if q.contains_key("userid") {
+        crate::wecom::user_get(st, q).await
+    } else {
+        user_get(st, q).await
+    }
+}
+
+pub(crate) async fn user_get(AxState(sh): S, Query(q): Q) -> Response {
+    run_api(
+        &sh,
+        Flavor::Wechat,
+        "/cgi-bin/user/get",
+        |st| auth_wechat(st, &q),
+        |st, appid| {
+            official_account(st, &appid)?;
+            let mut followers: Vec<&str> = st
+                .world
+                .wechat
+                .users
+                .iter()
+                .filter(|u| u.subscribed.contains(&appid))
+                .filter_map(|u| u.openids.get(&appid).map(String::as_str))
+                .collect();
+            followers.sort_unstable();
+            let total = followers.len();
+            let after = q.get("next_openid").map(String::as_str).unwrap_or("");
+            let page: Vec<&str> = followers
+                .into_iter()
+                .filter(|o| after.is_empty() || *o > after)
+                .take(USER_GET_PAGE)
+                .collect();
+            let next = page.last().copied().unwrap_or("");
+            Ok(json!({
+                "total": total, "count": page.len(),
+                "data": {"openid": page}, "next_openid": next,
+            }))
+        },
+    )
+    .await
+}
+
 pub(crate) async fn user_info_batchget(AxState(sh): S, Query(q): Q, body: Bytes) -> Response {
     run_api(
         &sh,

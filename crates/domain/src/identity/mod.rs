@@ -5,6 +5,7 @@
 //! WeChat through [`AccountGraph::resolve_wechat_identity`] — and calling [`Sessions::create`] with the
 //! provider and app it came through. Business backends then call [`Sessions::verify`].
 
+pub mod backfill;
 pub mod graph;
 pub mod jssdk;
 pub mod miniprogram;

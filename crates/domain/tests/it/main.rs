@@ -10,6 +10,7 @@ mod directory_plan;
 mod directory_sync;
 mod directory_tags;
 mod identity;
+mod identity_backfill;
 mod identity_miniprogram;
 mod messages;
 mod progress;

@@ -28,6 +28,7 @@ pub mod api {
     pub const SNS_USERINFO: &str = "/sns/userinfo";
     pub const SNS_JSCODE2SESSION: &str = "/sns/jscode2session";
     pub const USER_INFO: &str = "/cgi-bin/user/info";
+    pub const USER_GET: &str = "/cgi-bin/user/get";
     pub const USER_INFO_BATCHGET: &str = "/cgi-bin/user/info/batchget";
     pub const GET_USER_PHONE_NUMBER: &str = "/wxa/business/getuserphonenumber";
     pub const MESSAGE_TEMPLATE_SEND: &str = "/cgi-bin/message/template/send";
@@ -246,6 +247,13 @@ impl WechatApp {
                 .query("lang", "zh_CN"),
         )
         .await
+    }
+
+    /// `cgi-bin/user/get`: one page (up to 10,000) of this official account's follower openids, starting
+    /// after `next_openid` (none: from the start). The page's `next_openid` continues; an empty page ends.
+    pub async fn user_get(&self, next_openid: Option<&str>) -> Result<FollowerPage, ApiError> {
+        self.send(Request::get(api::USER_GET).query("next_openid", next_openid.unwrap_or("")))
+            .await
     }
 
     /// `cgi-bin/user/info/batchget`: up to 100 followers at once.

@@ -118,6 +118,39 @@ pub(crate) struct BatchGetRequest<'a> {
     pub user_list: Vec<BatchGetItem<'a>>,
 }
 
+/// One page of `cgi-bin/user/get`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FollowerPage {
+    /// Followers in all.
+    #[serde(default)]
+    pub total: u64,
+    /// Openids on this page.
+    #[serde(default)]
+    pub count: u64,
+    #[serde(default)]
+    pub data: Option<FollowerOpenids>,
+    /// Where the next page starts (the last openid of this page); empty at the end.
+    #[serde(default)]
+    pub next_openid: String,
+}
+
+impl FollowerPage {
+    /// The openids on this page.
+    pub fn openids(&self) -> &[String] {
+        self.data
+            .as_ref()
+            .map(|d| d.openid.as_slice())
+            .unwrap_or(&[])
+    }
+}
+
+/// The `data` of a [`FollowerPage`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FollowerOpenids {
+    #[serde(default)]
+    pub openid: Vec<String>,
+}
+
 #[derive(Deserialize)]
 pub(crate) struct BatchGetBody {
     #[serde(default, deserialize_with = "de::list")]
