@@ -9,6 +9,9 @@
 //! - `GET .../users/{user_id}/identities/audit`: the audit trail of the user's current identities, newest
 //!   first.
 //!
+//! - `POST .../wechat/official-accounts/{key}/backfill`: every follower of the official account becomes
+//!   a WeChat identity (unionid convergence as at login); answers the counts.
+//!
 //! Errors: 400 `bad_request` / `invalid_input` (empty actor, appid, openid), 404 `user_not_found` /
 //! `identity_not_found`, 409 `already_linked` (link to the user that already holds it) and
 //! `not_this_users_identity` (unlink of an identity another user holds).
@@ -39,6 +42,10 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route(&format!("{U}/link"), post(link_identity))
         .route(&format!("{U}/unlink"), post(unlink_identity))
         .route(&format!("{U}/audit"), get(identity_audit))
+        .route(
+            "/api/v1/tenants/{tenant}/wechat/official-accounts/{key}/backfill",
+            post(backfill_followers),
+        )
 }
 
 /// The body of link and unlink.
@@ -386,5 +393,66 @@ pub async fn identity_audit(
     entries.sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then(b.id.cmp(&a.id)));
     Ok(Json(IdentityAuditResponse {
         entries: entries.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// What a follower backfill did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BackfillResponse {
+    /// Openids `cgi-bin/user/get` listed.
+    pub listed: u64,
+    /// New identities.
+    pub created: u64,
+    /// Identities that already existed.
+    pub already_known: u64,
+    /// Followers whose unionid merged users.
+    pub merged: u64,
+    /// Listed but no longer following (skipped).
+    pub unsubscribed: u64,
+}
+
+/// Backfill an official account's followers into the account graph (synchronous; idempotent).
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/wechat/official-accounts/{key}/backfill", tag = "identities",
+    params(("tenant" = String, Path, description = "Tenant key"), ("key" = String, Path, description = "The official account's name in the config (`official_accounts.<key>`)")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Counts", body = BackfillResponse),
+        (status = 401, description = "Missing or invalid API key", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown tenant, or `official_account_not_found`", body = crate::error::ErrorBody),
+        (status = 502, description = "`upstream`: a WeChat call failed (the message names it); rerun to continue", body = crate::error::ErrorBody),
+    ))]
+pub async fn backfill_followers(
+    State(state): State<AppState>,
+    Path((tenant_key, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<BackfillResponse>, IdentityRouteError> {
+    let tenant = authorised_tenant(&state, &tenant_key, &headers)?;
+    let db = database(&state)?;
+    let account = tenant
+        .credential(domain::CredentialKind::OfficialAccount, &key)
+        .and_then(|c| c.wechat())
+        .ok_or_else(|| {
+            IdentityRouteError::coded(
+                StatusCode::NOT_FOUND,
+                "official_account_not_found",
+                format!("no official account `{key}` in tenant `{tenant_key}`"),
+            )
+        })?;
+    let counts = domain::identity::backfill::backfill_followers(&graph(db), tenant.key(), account)
+        .await
+        .map_err(|e| match e {
+            domain::identity::backfill::BackfillError::Api(api) => IdentityRouteError::coded(
+                StatusCode::BAD_GATEWAY,
+                "upstream",
+                format!("WeChat call failed: {api}"),
+            ),
+            domain::identity::backfill::BackfillError::Identity(e) => e.into(),
+        })?;
+    Ok(Json(BackfillResponse {
+        listed: counts.listed,
+        created: counts.created,
+        already_known: counts.already_known,
+        merged: counts.merged,
+        unsubscribed: counts.unsubscribed,
     }))
 }

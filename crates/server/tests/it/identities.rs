@@ -237,3 +237,81 @@ async fn link_unlink_and_audit_over_http() {
     let (_, json) = call(app.clone(), "GET", &base(new_user), auth, None).await;
     assert_eq!(json["wechat"][0]["openid"], "oBob");
 }
+
+const BACKFILL_FIXTURE: &str = r#"
+[[corps]]
+corpid = "ww0000000000000001"
+contacts_secret = "contacts-secret-0001"
+[[corps.departments]]
+id = 1
+name = "Root"
+parentid = 0
+[[corps.apps]]
+name = "main"
+agentid = 1000002
+secret = "main-app-secret-0001"
+scope = { departments = [1] }
+[[wechat.official_accounts]]
+name = "news"
+appid = "wx0000000000000003"
+secret = "news-secret-0001"
+token = "newstoken"
+encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+original_id = "gh_000000000001"
+[[wechat.users]]
+unionid = "oUnion000000000000000000001"
+nickname = "Ming"
+openids = { wx0000000000000003 = "oOA00000000000000000000001" }
+subscribed = ["wx0000000000000003"]
+[[wechat.users]]
+unionid = "oUnion000000000000000000002"
+nickname = "Hua"
+openids = { wx0000000000000003 = "oOA00000000000000000000002" }
+subscribed = ["wx0000000000000003"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_an_official_account_over_http() {
+    let sim = wx_sim::Simulator::from_fixture_str(BACKFILL_FIXTURE).unwrap();
+    let _running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut file = wxbridge_config::FileConfig::from_toml_str(
+        &sim.info().wxbridge_config("127.0.0.1:0").unwrap(),
+    )
+    .unwrap();
+    let (api_key, hash) = server::auth::generate_api_key();
+    file.tenants.get_mut("demo").unwrap().api_key_hashes = vec![hash.to_file_string()];
+    let st = state(config_from(&file.to_toml_string().unwrap()), true).await;
+    let db = st.db.clone().unwrap();
+    db.migrate().await.unwrap();
+    let app = server::router(st);
+    let auth = format!("Bearer {api_key}");
+    let uri = "/api/v1/tenants/demo/wechat/official-accounts/news/backfill";
+
+    let (status, json) = call(app.clone(), "POST", uri, Some(&auth), None).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["listed"], 2);
+    assert_eq!(json["created"], 2);
+    let ming = db
+        .wechat_identity_by_openid("demo", "wx0000000000000003", "oOA00000000000000000000001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ming.unionid.as_deref(), Some("oUnion000000000000000000001"));
+    let (status, json) = call(app.clone(), "POST", uri, Some(&auth), None).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["created"], 0);
+    assert_eq!(json["already_known"], 2);
+
+    let (status, json) = call(
+        app.clone(),
+        "POST",
+        "/api/v1/tenants/demo/wechat/official-accounts/nope/backfill",
+        Some(&auth),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(json["error"]["code"], "official_account_not_found");
+    let (status, _) = call(app.clone(), "POST", uri, Some("Bearer wxb_wrong"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
