@@ -54,7 +54,7 @@ pub struct ApiEnv {
 
 /// A new empty PostgreSQL database on the configured server (so a test never depends on the migration
 /// state of a shared one): its URL and name.
-async fn create_pg_database() -> (String, String) {
+pub async fn create_pg_database() -> (String, String) {
     let server_url = std::env::var("WXBRIDGE_TEST_POSTGRES_URL").unwrap();
     let admin = Db::connect(&server_url).await.unwrap();
     let name = format!("wxb_test_{:016x}", rand::random::<u64>());

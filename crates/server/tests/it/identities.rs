@@ -61,7 +61,17 @@ async fn resolve(graph: &AccountGraph, openid: &str, unionid: &str, name: &str) 
 
 #[tokio::test]
 async fn link_unlink_and_audit_over_http() {
-    let st = state(config_from(&toml_with_key()), true).await;
+    for backend in crate::api_env::backends() {
+        link_unlink_and_audit_on(backend).await;
+    }
+}
+
+async fn link_unlink_and_audit_on(backend: &str) {
+    let mut st = state(config_from(&toml_with_key()), true).await;
+    if backend == "postgres" {
+        let (url, _) = crate::api_env::create_pg_database().await;
+        st.db = Some(domain::Db::connect(&url).await.unwrap());
+    }
     let db = st.db.clone().unwrap();
     db.migrate().await.unwrap();
     let graph = AccountGraph::new(db.clone(), Arc::new(SystemClock));
