@@ -167,24 +167,22 @@ async fn demo(args: DemoArgs) -> CmdResult {
         config_path.display()
     );
     println!("  simulator:     {sim_url}   (info: {sim_url}/_sim/info)");
-    if let Some(corp) = info.corps.first()
-        && let Some(app) = corp.apps.first()
-    {
-        println!(
-            "  WeCom login:   {sim_url}/wwlogin/sso/login?login_type=CorpApp&appid={}&agentid={}&redirect_uri={bridge_url}/healthz&state=demo",
-            corp.corpid, app.agentid
-        );
-        println!(
-            "  in-app OAuth:  {sim_url}/connect/oauth2/authorize?appid={}&agentid={}&redirect_uri={bridge_url}/healthz&response_type=code&scope=snsapi_base&state=demo#wechat_redirect",
-            corp.corpid, app.agentid
-        );
+    // Logins go through the bridge's own /auth routes: the simulator's page stands in for WeCom/WeChat and
+    // the browser ends on /auth/demo/me with a session cookie.
+    let me = "return_to=/auth/demo/me";
+    if let Some(app) = info.corps.first().and_then(|c| c.apps.first()) {
+        let name = &app.name;
+        println!("  WeCom PC QR login:     {bridge_url}/auth/demo/wecom/{name}/login?mode=qr&{me}");
+        println!("  WeCom in-app OAuth:    {bridge_url}/auth/demo/wecom/{name}/login?mode=oauth&{me}");
     }
-    if let Some(site) = &info.wechat.website {
-        println!(
-            "  WeChat QR:     {sim_url}/connect/qrconnect?appid={}&redirect_uri={bridge_url}/healthz&response_type=code&scope=snsapi_login&state=demo",
-            site.appid
-        );
+    if let Some(oa) = info.wechat.official_accounts.first() {
+        let name = &oa.name;
+        println!("  WeChat OA OAuth:       {bridge_url}/auth/demo/wechat/{name}/login?mode=oauth&{me}");
     }
+    if info.wechat.website.is_some() {
+        println!("  WeChat website QR:     {bridge_url}/auth/demo/wechat/website/login?{me}");
+    }
+    println!("  JSSDK demo page:       {bridge_url}/sdk/demo.html");
 
     let result = bridge
         .await
