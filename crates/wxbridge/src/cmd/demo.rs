@@ -173,11 +173,15 @@ async fn demo(args: DemoArgs) -> CmdResult {
     if let Some(app) = info.corps.first().and_then(|c| c.apps.first()) {
         let name = &app.name;
         println!("  WeCom PC QR login:     {bridge_url}/auth/demo/wecom/{name}/login?mode=qr&{me}");
-        println!("  WeCom in-app OAuth:    {bridge_url}/auth/demo/wecom/{name}/login?mode=oauth&{me}");
+        println!(
+            "  WeCom in-app OAuth:    {bridge_url}/auth/demo/wecom/{name}/login?mode=oauth&{me}"
+        );
     }
     if let Some(oa) = info.wechat.official_accounts.first() {
         let name = &oa.name;
-        println!("  WeChat OA OAuth:       {bridge_url}/auth/demo/wechat/{name}/login?mode=oauth&{me}");
+        println!(
+            "  WeChat OA OAuth:       {bridge_url}/auth/demo/wechat/{name}/login?mode=oauth&{me}"
+        );
     }
     if info.wechat.website.is_some() {
         println!("  WeChat website QR:     {bridge_url}/auth/demo/wechat/website/login?{me}");
