@@ -60,6 +60,9 @@ pub struct ServerFile {
     /// When set, a session unused for this many seconds expires before its lifetime ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_idle_timeout_secs: Option<u64>,
+    /// `sha256:` + hex of the bootstrap admin token: it signs in to the admin UI for every tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token_hash: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -122,6 +125,7 @@ impl Default for ServerFile {
             data_dir: default_data_dir(),
             session_ttl_secs: default_session_ttl(),
             session_idle_timeout_secs: None,
+            admin_token_hash: None,
         }
     }
 }
@@ -214,6 +218,68 @@ pub struct TenantFile {
     pub wecom: Option<WecomFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wechat: Option<WechatFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminFile>,
+}
+
+pub const DEFAULT_WEBHOOK_MAX_ATTEMPTS: u32 = 12;
+pub const DEFAULT_WEBHOOK_TIMEOUT_SECS: u64 = 10;
+
+fn default_webhook_max_attempts() -> u32 {
+    DEFAULT_WEBHOOK_MAX_ATTEMPTS
+}
+fn default_webhook_timeout_secs() -> u64 {
+    DEFAULT_WEBHOOK_TIMEOUT_SECS
+}
+
+/// Business webhook of a tenant (`[tenants.<key>.webhook]`): where events are POSTed, signed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFile {
+    #[serde(default)]
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<String>,
+    /// Event types or `prefix.*` patterns to deliver; empty: every event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+    #[serde(default = "default_webhook_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_webhook_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+impl Default for WebhookFile {
+    fn default() -> Self {
+        WebhookFile {
+            url: String::new(),
+            secret: None,
+            secret_file: None,
+            events: Vec::new(),
+            max_attempts: default_webhook_max_attempts(),
+            timeout_secs: default_webhook_timeout_secs(),
+        }
+    }
+}
+
+/// Who may sign in to the admin UI of a tenant through WeCom (`[tenants.<key>.admin]`): members of these
+/// departments (with sub-departments) or tags, or these userids.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// The WeCom app (under `wecom.apps`) whose login is used; unset: the first app by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wecom_department_ids: Vec<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wecom_tag_ids: Vec<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wecom_userids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -315,6 +381,12 @@ pub struct WecomAppFile {
     pub trusted_domain: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub js_safe_domains: Vec<String>,
+    /// Passive text reply to a message sent to the app (unset: an empty answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_reply: Option<String>,
+    /// Passive text reply to the `subscribe` event (a member follows the app).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe_reply: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -360,6 +432,12 @@ pub struct OfficialAccountFile {
     pub original_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub js_safe_domains: Vec<String>,
+    /// Passive text reply to a user's message (unset: an empty answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_reply: Option<String>,
+    /// Passive text reply to the `subscribe` (follow) event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe_reply: Option<String>,
 }
 
 impl Default for OfficialAccountFile {
@@ -375,6 +453,8 @@ impl Default for OfficialAccountFile {
             mode: default_oa_mode(),
             original_id: None,
             js_safe_domains: Vec::new(),
+            default_reply: None,
+            subscribe_reply: None,
         }
     }
 }
@@ -388,6 +468,18 @@ pub struct WechatMiniProgramFile {
     pub secret: Option<FileSecret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_file: Option<String>,
+    /// Message push (消息推送) Token; with `encoding_aes_key` unless `push_mode = "plain"`. Unset: no push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_token: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_token_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_encoding_aes_key: Option<FileSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_encoding_aes_key_file: Option<String>,
+    /// 消息加密方式: "plain", "compat" or "safe" (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

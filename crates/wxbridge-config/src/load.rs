@@ -339,6 +339,19 @@ fn typed_value(kind: LeafKind, raw: &str) -> Value {
                 .collect();
             Value::from(items)
         }
+        LeafKind::IntegerList => {
+            let items: Vec<Value> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<i64>()
+                        .map(Value::from)
+                        .unwrap_or_else(|_| Value::from(s.to_owned()))
+                })
+                .collect();
+            Value::from(items)
+        }
     }
 }
 

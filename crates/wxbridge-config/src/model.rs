@@ -175,6 +175,8 @@ pub struct ServerConfig {
     pub session_ttl: Duration,
     /// When set, a session unused this long expires before `session_ttl`.
     pub session_idle_timeout: Option<Duration>,
+    /// Hash of the bootstrap admin token (admin UI sign-in for every tenant); None: no bootstrap token.
+    pub admin_token_hash: Option<ApiKeyHash>,
 }
 
 impl ServerConfig {
@@ -329,6 +331,56 @@ pub struct TenantConfig {
     pub return_to_allow: Vec<Url>,
     pub wecom: Option<WecomConfig>,
     pub wechat: WechatConfig,
+    /// Where business events are delivered; None: events are not delivered (nothing is queued).
+    pub webhook: Option<WebhookConfig>,
+    /// Who may sign in to this tenant's admin UI through WeCom (empty: nobody, only admin tokens).
+    pub admin: AdminConfig,
+}
+
+/// A tenant's business webhook (`[tenants.<key>.webhook]`).
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub url: Url,
+    /// Signs every delivery (HMAC-SHA256); never sent.
+    pub secret: SecretString,
+    /// Event types or `prefix.*` patterns; empty: every event.
+    pub events: Vec<String>,
+    /// Attempts before a delivery is dead (1..=50). Default 12.
+    pub max_attempts: u32,
+    /// Per-attempt timeout. Default 10 s.
+    pub timeout: Duration,
+}
+
+impl WebhookConfig {
+    /// Whether an event type is selected by `events`.
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.events.is_empty()
+            || self.events.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => event_type.starts_with(prefix),
+                None => p == event_type,
+            })
+    }
+}
+
+/// Who may sign in to the admin UI through WeCom (`[tenants.<key>.admin]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// The WeCom app whose login is used (validated to exist); None: the first app by name.
+    pub app: Option<String>,
+    /// Members of these departments or any of their sub-departments.
+    pub wecom_department_ids: Vec<i64>,
+    /// Members of these tags (directly or through a tagged department).
+    pub wecom_tag_ids: Vec<i64>,
+    pub wecom_userids: Vec<String>,
+}
+
+impl AdminConfig {
+    /// True when nobody can sign in through WeCom.
+    pub fn is_empty(&self) -> bool {
+        self.wecom_department_ids.is_empty()
+            && self.wecom_tag_ids.is_empty()
+            && self.wecom_userids.is_empty()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -407,6 +459,10 @@ pub struct WecomAppConfig {
     pub callback: Option<CallbackConfig>,
     pub trusted_domain: Option<String>,
     pub js_safe_domains: Vec<String>,
+    /// Passive text reply to a member's message; None: an empty answer.
+    pub default_reply: Option<String>,
+    /// Passive text reply to the `subscribe` event.
+    pub subscribe_reply: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -444,6 +500,10 @@ pub struct OfficialAccountConfig {
     pub mode: MessageMode,
     pub original_id: Option<String>,
     pub js_safe_domains: Vec<String>,
+    /// Passive text reply to a user's message; None: an empty answer.
+    pub default_reply: Option<String>,
+    /// Passive text reply to the `subscribe` (follow) event.
+    pub subscribe_reply: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -451,6 +511,16 @@ pub struct WechatMiniProgramConfig {
     pub name: String,
     pub appid: AppId,
     pub secret: SecretString,
+    /// Message push (消息推送) settings; None: the push endpoint refuses this mini program.
+    pub push: Option<MiniProgramPushConfig>,
+}
+
+/// A mini program's message push: the Token, the key (absent only in plain mode) and the mode.
+#[derive(Debug, Clone)]
+pub struct MiniProgramPushConfig {
+    pub token: CallbackToken,
+    pub aes_key: Option<AesKey>,
+    pub mode: MessageMode,
 }
 
 #[derive(Debug, Clone)]

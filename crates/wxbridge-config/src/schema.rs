@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use crate::file::{
-    ContactsFile, DatabaseFile, DirectoryFile, FileConfig, FileSecret, OfficialAccountFile,
-    ServerFile, TenantFile, TokensFile, UpstreamFile, WebsiteFile, WechatFile,
-    WechatMiniProgramFile, WecomAppFile, WecomFile, WecomMiniProgramFile,
+    AdminFile, ContactsFile, DatabaseFile, DirectoryFile, FileConfig, FileSecret,
+    OfficialAccountFile, ServerFile, TenantFile, TokensFile, UpstreamFile, WebhookFile,
+    WebsiteFile, WechatFile, WechatMiniProgramFile, WecomAppFile, WecomFile, WecomMiniProgramFile,
 };
 
 /// The type of a leaf key, so an environment value is read as the type the file struct expects.
@@ -19,6 +19,8 @@ pub enum LeafKind {
     Float,
     Bool,
     StringList,
+    /// A list of integers (`wecom_department_ids`); comma-separated in the environment.
+    IntegerList,
 }
 
 /// One accepted key: its dotted path with `*` for a user-chosen name (tenant key, app name ...).
@@ -79,9 +81,13 @@ fn collect(value: &serde_json::Value, prefix: String, out: &mut Vec<KeySpec>) {
                 collect(v, join(k), out);
             }
         }
-        serde_json::Value::Array(_) => out.push(KeySpec {
+        serde_json::Value::Array(items) => out.push(KeySpec {
             path: prefix,
-            kind: LeafKind::StringList,
+            kind: if items.first().is_some_and(serde_json::Value::is_number) {
+                LeafKind::IntegerList
+            } else {
+                LeafKind::StringList
+            },
         }),
         serde_json::Value::Number(n) => out.push(KeySpec {
             path: prefix,
@@ -118,6 +124,8 @@ fn full_sample() -> FileConfig {
         encoding_aes_key_file: f(),
         trusted_domain: f(),
         js_safe_domains: vec!["x".into()],
+        default_reply: f(),
+        subscribe_reply: f(),
     };
     let wecom = WecomFile {
         corpid: "x".into(),
@@ -157,6 +165,8 @@ fn full_sample() -> FileConfig {
         mode: "x".into(),
         original_id: f(),
         js_safe_domains: vec!["x".into()],
+        default_reply: f(),
+        subscribe_reply: f(),
     };
     let wechat = WechatFile {
         official_accounts: BTreeMap::from([("*".to_owned(), oa)]),
@@ -166,6 +176,11 @@ fn full_sample() -> FileConfig {
                 appid: "x".into(),
                 secret: s(),
                 secret_file: f(),
+                push_token: s(),
+                push_token_file: f(),
+                push_encoding_aes_key: s(),
+                push_encoding_aes_key_file: f(),
+                push_mode: f(),
             },
         )]),
         website: Some(WebsiteFile {
@@ -181,6 +196,20 @@ fn full_sample() -> FileConfig {
         return_to_allow: vec!["x".into()],
         wecom: Some(wecom),
         wechat: Some(wechat),
+        webhook: Some(WebhookFile {
+            url: "x".into(),
+            secret: s(),
+            secret_file: f(),
+            events: vec!["x".into()],
+            max_attempts: 1,
+            timeout_secs: 1,
+        }),
+        admin: Some(AdminFile {
+            app: f(),
+            wecom_department_ids: vec![1],
+            wecom_tag_ids: vec![1],
+            wecom_userids: vec!["x".into()],
+        }),
     };
     FileConfig {
         server: ServerFile {
@@ -189,6 +218,7 @@ fn full_sample() -> FileConfig {
             data_dir: "x".into(),
             session_ttl_secs: 1,
             session_idle_timeout_secs: Some(1),
+            admin_token_hash: f(),
         },
         database: DatabaseFile {
             url: s(),

@@ -9,13 +9,15 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::file::{FileConfig, FileSecret, TenantFile, WechatFile, WecomFile};
+use crate::file::{
+    FileConfig, FileSecret, TenantFile, WebhookFile, WechatFile, WechatMiniProgramFile, WecomFile,
+};
 use crate::model::{
-    AgentId, ApiKeyHash, AppId, CallbackConfig, CallbackToken, Config, ContactsConfig, CorpId,
-    DatabaseConfig, DirectoryConfig, DirectorySource, DirectoryStrategy, MessageMode,
-    OfficialAccountConfig, ServerConfig, TenantConfig, TenantKey, TokenStoreConfig, TokensConfig,
-    UpstreamConfig, WebsiteConfig, WechatConfig, WechatMiniProgramConfig, WechatTokenApi,
-    WecomAppConfig, WecomConfig, WecomMiniProgramConfig,
+    AdminConfig, AgentId, ApiKeyHash, AppId, CallbackConfig, CallbackToken, Config, ContactsConfig,
+    CorpId, DatabaseConfig, DirectoryConfig, DirectorySource, DirectoryStrategy, MessageMode,
+    MiniProgramPushConfig, OfficialAccountConfig, ServerConfig, TenantConfig, TenantKey,
+    TokenStoreConfig, TokensConfig, UpstreamConfig, WebhookConfig, WebsiteConfig, WechatConfig,
+    WechatMiniProgramConfig, WechatTokenApi, WecomAppConfig, WecomConfig, WecomMiniProgramConfig,
 };
 use crate::problem::Problem;
 
@@ -264,6 +266,20 @@ impl Validator<'_> {
                 "leave it unset for no idle timeout, or pick a value such as 1800 (30 minutes)",
             );
         }
+        let admin_token_hash = match &file.server.admin_token_hash {
+            None => None,
+            Some(h) => match ApiKeyHash::parse(h) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    self.error(
+                        "server.admin_token_hash",
+                        e.replace("an API key hash", "the admin token hash"),
+                        "store the hash, never the token: `sha256:` + hex(sha256(token)); `wxbridge admin token` makes one",
+                    );
+                    None
+                }
+            },
+        };
         Some(ServerConfig {
             listen: listen?,
             public_url: public_url?,
@@ -273,6 +289,7 @@ impl Validator<'_> {
                 .server
                 .session_idle_timeout_secs
                 .map(Duration::from_secs),
+            admin_token_hash,
         })
     }
 
@@ -467,6 +484,11 @@ impl Validator<'_> {
                 "add [tenants.<key>.wecom] or [tenants.<key>.wechat...] tables",
             );
         }
+        let webhook = match &t.webhook {
+            Some(w) => Some(self.webhook(&base, w)?),
+            None => None,
+        };
+        let admin = self.admin(&base, t);
         Some(TenantConfig {
             key: tenant_key?,
             name: t.name.clone().unwrap_or_else(|| key.to_owned()),
@@ -479,7 +501,165 @@ impl Validator<'_> {
                 None
             },
             wechat: wechat?,
+            webhook,
+            admin: admin?,
         })
+    }
+
+    fn webhook(&mut self, tbase: &str, w: &WebhookFile) -> Option<WebhookConfig> {
+        let base = format!("{tbase}.webhook");
+        let url = self.url(
+            &format!("{base}.url"),
+            &w.url,
+            "the business system's endpoint, e.g. https://app.example.com/hooks/wxbridge",
+        );
+        if let Some(u) = &url
+            && !matches!(u.scheme(), "http" | "https")
+        {
+            self.error(
+                format!("{base}.url"),
+                format!("webhook URL scheme `{}` is not http or https", u.scheme()),
+                "use an http:// or https:// URL",
+            );
+        }
+        let secret = self.secret(
+            &base,
+            "secret",
+            &w.secret,
+            &w.secret_file,
+            true,
+            "a random string of at least 16 characters shared with the business system (it verifies X-Wxbridge-Signature)",
+        );
+        if let Some(s) = &secret
+            && s.len() < 16
+        {
+            self.error(
+                format!("{base}.secret"),
+                format!(
+                    "the webhook secret has {} characters; at least 16 are needed",
+                    s.len()
+                ),
+                "generate one, e.g. `openssl rand -hex 32`",
+            );
+        }
+        for (i, e) in w.events.iter().enumerate() {
+            let ok = !e.is_empty()
+                && e.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '*')
+                })
+                && (!e.contains('*') || (e.ends_with('*') && e.matches('*').count() == 1));
+            if !ok {
+                self.error(
+                    format!("{base}.events[{i}]"),
+                    format!("`{e}` is not an event type or a `prefix.*` pattern"),
+                    "e.g. \"contact.*\", \"user.merged\", \"message.received\"",
+                );
+            }
+        }
+        if !(1..=50).contains(&w.max_attempts) {
+            self.error(
+                format!("{base}.max_attempts"),
+                format!("{} attempts is out of range", w.max_attempts),
+                "use 1 to 50 (default 12: retries over about a day)",
+            );
+        }
+        if !(1..=120).contains(&w.timeout_secs) {
+            self.error(
+                format!("{base}.timeout_secs"),
+                format!("a timeout of {}s is out of range", w.timeout_secs),
+                "use 1 to 120 seconds (default 10)",
+            );
+        }
+        let url = url?;
+        let secret = secret?;
+        (secret.len() >= 16 && matches!(url.scheme(), "http" | "https")).then(|| WebhookConfig {
+            url,
+            secret: SecretString::from(secret),
+            events: w.events.clone(),
+            max_attempts: w.max_attempts,
+            timeout: Duration::from_secs(w.timeout_secs),
+        })
+    }
+
+    fn admin(&mut self, tbase: &str, t: &TenantFile) -> Option<AdminConfig> {
+        let Some(a) = &t.admin else {
+            return Some(AdminConfig::default());
+        };
+        let base = format!("{tbase}.admin");
+        let apps = t.wecom.as_ref().map(|w| &w.apps);
+        let hint = "name an app under [..wecom.apps]: its WeCom login signs operators in";
+        match (&a.app, apps) {
+            (_, None) => {
+                self.error(&base, "an admin table needs a WeCom corp ([..wecom]) to sign operators in", "add [tenants.<key>.wecom] with an app, or remove [tenants.<key>.admin] and use admin tokens");
+                return None;
+            }
+            (Some(app), Some(apps)) if !apps.contains_key(app) => {
+                self.error(
+                    format!("{base}.app"),
+                    format!("there is no WeCom app `{app}`"),
+                    hint,
+                );
+                return None;
+            }
+            (None, Some(apps)) if apps.is_empty() => {
+                self.error(
+                    format!("{base}.app"),
+                    "this corp has no WeCom app to sign operators in with",
+                    hint,
+                );
+                return None;
+            }
+            _ => {}
+        }
+        for (i, u) in a.wecom_userids.iter().enumerate() {
+            if u.trim().is_empty() || u.chars().any(char::is_whitespace) {
+                self.error(
+                    format!("{base}.wecom_userids[{i}]"),
+                    format!("`{u}` is not a WeCom userid"),
+                    "a userid as shown in 通讯录 > member > 账号",
+                );
+                return None;
+            }
+        }
+        let admin = AdminConfig {
+            app: a.app.clone(),
+            wecom_department_ids: a.wecom_department_ids.clone(),
+            wecom_tag_ids: a.wecom_tag_ids.clone(),
+            wecom_userids: a.wecom_userids.clone(),
+        };
+        if admin.is_empty() {
+            self.warn(
+                &base,
+                "nobody can sign in to the admin UI through WeCom",
+                "list wecom_department_ids, wecom_tag_ids or wecom_userids",
+            );
+        }
+        Some(admin)
+    }
+
+    fn passive_reply(&mut self, base: &str, key: &str, r: &Option<String>) -> bool {
+        match r {
+            Some(text) if text.trim().is_empty() => {
+                self.error(
+                    format!("{base}.{key}"),
+                    format!("`{key}` is empty"),
+                    "remove it for no reply, or write the text to send",
+                );
+                false
+            }
+            Some(text) if text.len() > 2048 => {
+                self.error(
+                    format!("{base}.{key}"),
+                    format!(
+                        "`{key}` is {} bytes; a text reply may have at most 2048",
+                        text.len()
+                    ),
+                    "shorten the text",
+                );
+                false
+            }
+            _ => true,
+        }
     }
 
     fn callback(
@@ -642,8 +822,10 @@ impl Validator<'_> {
                     "WeCom 管理后台 > 应用管理 > (your app) > 网页授权及JS-SDK > 可信域名",
                 );
             }
-            if let (Some(agentid), Some(secret), Ok(callback), true) =
-                (agentid, secret, callback, name_ok)
+            let replies_ok = self.passive_reply(&abase, "default_reply", &a.default_reply)
+                & self.passive_reply(&abase, "subscribe_reply", &a.subscribe_reply);
+            if let (Some(agentid), Some(secret), Ok(callback), true, true) =
+                (agentid, secret, callback, name_ok, replies_ok)
             {
                 apps.insert(
                     name.clone(),
@@ -654,6 +836,8 @@ impl Validator<'_> {
                         callback,
                         trusted_domain: a.trusted_domain.clone(),
                         js_safe_domains: a.js_safe_domains.clone(),
+                        default_reply: a.default_reply.clone(),
+                        subscribe_reply: a.subscribe_reply.clone(),
                     },
                 );
             }
@@ -912,8 +1096,10 @@ impl Validator<'_> {
                     "公众平台 > 设置与开发 > 公众号设置 > 功能设置 > JS接口安全域名",
                 );
             }
-            if let (Some(appid), Some(secret), Some(token), Some(mode)) =
-                (appid, secret, token, mode)
+            let replies_ok = self.passive_reply(&obase, "default_reply", &o.default_reply)
+                & self.passive_reply(&obase, "subscribe_reply", &o.subscribe_reply);
+            if let (Some(appid), Some(secret), Some(token), Some(mode), true) =
+                (appid, secret, token, mode, replies_ok)
             {
                 official_accounts.insert(
                     name.clone(),
@@ -926,6 +1112,8 @@ impl Validator<'_> {
                         mode,
                         original_id: o.original_id.clone(),
                         js_safe_domains: o.js_safe_domains.clone(),
+                        default_reply: o.default_reply.clone(),
+                        subscribe_reply: o.subscribe_reply.clone(),
                     },
                 );
             } else {
@@ -941,14 +1129,16 @@ impl Validator<'_> {
             }
             let appid = self.appid(&format!("{mbase}.appid"), &m.appid, HINT_MP, appids);
             let secret = self.secret(&mbase, "secret", &m.secret, &m.secret_file, true, HINT_MP);
-            match (appid, secret) {
-                (Some(appid), Some(secret)) => {
+            let push = self.mini_program_push(&mbase, m);
+            match (appid, secret, push) {
+                (Some(appid), Some(secret), Ok(push)) => {
                     mini_programs.insert(
                         name.clone(),
                         WechatMiniProgramConfig {
                             name: name.clone(),
                             appid,
                             secret: SecretString::from(secret),
+                            push,
                         },
                     );
                 }
@@ -988,6 +1178,77 @@ impl Validator<'_> {
         })
     }
 }
+
+impl Validator<'_> {
+    /// A mini program's message push settings: none of the `push_*` keys means no push.
+    fn mini_program_push(
+        &mut self,
+        mbase: &str,
+        m: &WechatMiniProgramFile,
+    ) -> Result<Option<MiniProgramPushConfig>, ()> {
+        let any = m.push_token.is_some()
+            || m.push_token_file.is_some()
+            || m.push_encoding_aes_key.is_some()
+            || m.push_encoding_aes_key_file.is_some()
+            || m.push_mode.is_some();
+        if !any {
+            return Ok(None);
+        }
+        let mode = match m.push_mode.as_deref().unwrap_or("safe") {
+            "plain" => MessageMode::Plain,
+            "compat" => MessageMode::Compat,
+            "safe" => MessageMode::Safe,
+            other => {
+                self.error(
+                    format!("{mbase}.push_mode"),
+                    format!("unknown message mode \"{other}\""),
+                    format!("use plain, compat or safe, as chosen at {HINT_MP_PUSH}"),
+                );
+                return Err(());
+            }
+        };
+        let token = self.secret(
+            mbase,
+            "push_token",
+            &m.push_token,
+            &m.push_token_file,
+            true,
+            HINT_MP_PUSH,
+        );
+        let token = match token.map(|t| CallbackToken::parse(&t)) {
+            Some(Ok(t)) => t,
+            Some(Err(e)) => {
+                self.error(format!("{mbase}.push_token"), e, HINT_MP_PUSH);
+                return Err(());
+            }
+            None => return Err(()),
+        };
+        let key = self.secret(
+            mbase,
+            "push_encoding_aes_key",
+            &m.push_encoding_aes_key,
+            &m.push_encoding_aes_key_file,
+            mode != MessageMode::Plain,
+            HINT_MP_PUSH,
+        );
+        let aes_key = match key.map(|k| crate::aes::decode(&k)) {
+            Some(Ok(k)) => Some(k),
+            Some(Err(e)) => {
+                self.error(format!("{mbase}.push_encoding_aes_key"), e, HINT_MP_PUSH);
+                return Err(());
+            }
+            None if mode != MessageMode::Plain => return Err(()),
+            None => None,
+        };
+        Ok(Some(MiniProgramPushConfig {
+            token,
+            aes_key,
+            mode,
+        }))
+    }
+}
+
+const HINT_MP_PUSH: &str = "微信公众平台 (mini program) > 开发 > 开发管理 > 开发设置 > 消息推送";
 
 fn is_local_name(s: &str) -> bool {
     !s.is_empty()

@@ -5,6 +5,7 @@
 
 mod directory;
 mod example;
+mod integrations;
 mod layers;
 mod redaction;
 mod support;
