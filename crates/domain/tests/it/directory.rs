@@ -3,11 +3,10 @@
 //! budget and block-window waits keep a rate-limited sync going without 45009 or restarts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::SimClock;
 use domain::directory::upstream::{
     FetchObserver, FetchOptions, FetchProgress, FetchStrategy, ItemError, StrategyChoice,
     UpstreamDepartment, UpstreamDirectory, UpstreamMember, UpstreamMembership, WithheldField,
@@ -19,28 +18,6 @@ use wx_api::token::{MemoryTokenStore, TokenManager};
 use wx_api::wecom::types::Gender;
 use wx_api::wecom::{AppCredentials, WecomApp, WecomClient};
 use wx_sim::{RunningSim, SimConfig, Simulator};
-
-/// The simulator's own clock: waiting on it moves the simulator forward, so block windows and budgets
-/// pass without real sleeping.
-#[derive(Debug)]
-struct SimClock(Simulator);
-
-impl Clock for SimClock {
-    fn now_ms(&self) -> i64 {
-        self.0.now_ms()
-    }
-
-    fn sleep<'a, 'b>(&'a self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'b>>
-    where
-        'a: 'b,
-        Self: 'b,
-    {
-        Box::pin(async move {
-            self.0.advance_clock(d);
-            tokio::task::yield_now().await;
-        })
-    }
-}
 
 struct Env {
     sim: Simulator,

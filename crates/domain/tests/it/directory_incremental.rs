@@ -5,16 +5,9 @@
 //! produce), renames keep the local user, deletes are soft, a redelivered event writes nothing, and fields
 //! a post-2022 app does not receive keep their values.
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::routing::get;
+use crate::support::{ContactsPush, SimClock, databases, tenant};
 use domain::Db;
 use domain::directory::{
     ChangeAction, IncrementalOptions, IncrementalOutcome, SyncOptions, apply_contact_change,
@@ -23,63 +16,8 @@ use domain::directory::{
 use wx_api::clock::Clock;
 use wx_api::token::{MemoryTokenStore, TokenManager};
 use wx_api::wecom::{AppCredentials, WecomApp, WecomClient};
-use wx_crypto::{CallbackCrypto, CallbackMessage};
-use wx_sim::{
-    AgentRef, CallbackRequest, DepartmentUpdate, MemberUpdate, RunningSim, SimConfig, Simulator,
-};
-
-#[derive(Debug)]
-struct SimClock(Simulator);
-
-impl Clock for SimClock {
-    fn now_ms(&self) -> i64 {
-        self.0.now_ms()
-    }
-
-    fn sleep<'a, 'b>(&'a self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'b>>
-    where
-        'a: 'b,
-        Self: 'b,
-    {
-        Box::pin(async move {
-            self.0.advance_clock(d);
-            tokio::task::yield_now().await;
-        })
-    }
-}
-
-/// Query and body of every POST the receiver got, in order.
-type Seen = Arc<Mutex<Vec<(HashMap<String, String>, String)>>>;
-
-#[derive(Clone)]
-struct Receiver {
-    crypto: CallbackCrypto,
-    seen: Seen,
-}
-
-async fn verify(
-    State(r): State<Receiver>,
-    Query(q): Query<HashMap<String, String>>,
-) -> (StatusCode, String) {
-    match r.crypto.verify_url(
-        &q["msg_signature"],
-        &q["timestamp"],
-        &q["nonce"],
-        &q["echostr"],
-    ) {
-        Ok(echo) => (StatusCode::OK, echo),
-        Err(_) => (StatusCode::FORBIDDEN, "bad signature".to_owned()),
-    }
-}
-
-async fn receive(
-    State(r): State<Receiver>,
-    Query(q): Query<HashMap<String, String>>,
-    body: String,
-) -> StatusCode {
-    r.seen.lock().unwrap().push((q, body));
-    StatusCode::OK
-}
+use wx_crypto::CallbackMessage;
+use wx_sim::{DepartmentUpdate, MemberUpdate, RunningSim, SimConfig, Simulator};
 
 struct Env {
     sim: Simulator,
@@ -89,8 +27,7 @@ struct Env {
     app: WecomApp,
     clock: Arc<dyn Clock>,
     corpid: String,
-    crypto: CallbackCrypto,
-    seen: Seen,
+    push: ContactsPush,
 }
 
 impl Env {
@@ -111,31 +48,7 @@ impl Env {
             agentid: None,
             secret: corp.contacts_secret.clone().into(),
         });
-        // The contacts-sync assistant's callback URL, as an operator would register it.
-        let crypto = CallbackCrypto::new(
-            &corp.contacts_callback_token,
-            &corp.contacts_encoding_aes_key,
-            &corp.corpid,
-        )
-        .unwrap();
-        let seen = Seen::default();
-        let receiver = Receiver {
-            crypto: crypto.clone(),
-            seen: seen.clone(),
-        };
-        let router = Router::new()
-            .route("/cb", get(verify).post(receive))
-            .with_state(receiver);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        sim.register_callback(CallbackRequest {
-            agentid: Some(AgentRef::Named("contacts".into())),
-            url: format!("http://{addr}/cb"),
-            ..CallbackRequest::default()
-        })
-        .await
-        .unwrap();
+        let push = ContactsPush::register(&sim).await;
         Env {
             sim,
             _running: running,
@@ -143,8 +56,7 @@ impl Env {
             app,
             clock,
             corpid: corp.corpid,
-            crypto,
-            seen,
+            push,
         }
     }
 
@@ -162,57 +74,12 @@ impl Env {
 
     /// The change_contact messages pushed since the last call, decrypted and verified, in order.
     async fn take_events(&self) -> Vec<CallbackMessage> {
-        self.sim.wait_for_deliveries().await;
-        let seen: Vec<_> = std::mem::take(&mut *self.seen.lock().unwrap());
-        seen.into_iter()
-            .map(|(q, body)| {
-                let msg = self
-                    .crypto
-                    .decrypt_body(
-                        &q["msg_signature"],
-                        &q["timestamp"],
-                        &q["nonce"],
-                        body.as_bytes(),
-                    )
-                    .unwrap()
-                    .parse_message()
-                    .unwrap();
-                assert_eq!(msg.event(), Some("change_contact"));
-                msg
-            })
-            .collect()
+        let events = self.push.take(&self.sim).await;
+        for msg in &events {
+            assert_eq!(msg.event(), Some("change_contact"));
+        }
+        events
     }
-}
-
-async fn databases() -> (Vec<(&'static str, Db)>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = Db::connect(&format!("sqlite://{}/wx.db", dir.path().display()))
-        .await
-        .unwrap();
-    sqlite.migrate().await.unwrap();
-    let mut dbs = vec![("sqlite", sqlite)];
-    match std::env::var("WXBRIDGE_TEST_POSTGRES_URL") {
-        Ok(url) => {
-            let pg = Db::connect(&url).await.unwrap();
-            pg.migrate().await.unwrap();
-            dbs.push(("postgres", pg));
-        }
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but WXBRIDGE_TEST_POSTGRES_URL is not set")
-        }
-        Err(_) => {
-            eprintln!("WXBRIDGE_TEST_POSTGRES_URL unset: incremental apply tested on SQLite only")
-        }
-    }
-    (dbs, dir)
-}
-
-fn tenant(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{test}-{nanos}")
 }
 
 async fn full_sync(e: &Env, db: &Db, t: &str) -> domain::directory::SyncOutcome {
@@ -332,7 +199,7 @@ fn leaves(e: &Env) -> Vec<u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_and_department_events_converge_to_what_a_full_sync_produces() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("incremental apply").await;
     for (name, db) in &dbs {
         let e = Env::start(SimConfig::new(51, 60, 10)).await;
         let t = tenant("incr");
@@ -499,7 +366,7 @@ async fn member_and_department_events_converge_to_what_a_full_sync_produces() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_userid_rename_keeps_the_local_user_and_its_lookups() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("incremental apply").await;
     for (name, db) in &dbs {
         let e = Env::start(SimConfig::new(52, 40, 6)).await;
         let t = tenant("rename");
@@ -595,7 +462,7 @@ async fn a_userid_rename_keeps_the_local_user_and_its_lookups() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withheld_fields_do_not_blank_the_values_the_bridge_has() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("incremental apply").await;
     for (name, db) in &dbs {
         let e = Env::start(SimConfig::new(53, 30, 5)).await;
         let (main, agentid) = e.named_app("main");
@@ -655,7 +522,7 @@ async fn withheld_fields_do_not_blank_the_values_the_bridge_has() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_out_of_order_converge_to_upstream_truth() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("incremental apply").await;
     for (name, db) in &dbs {
         let e = Env::start(SimConfig::new(54, 30, 5)).await;
         let t = tenant("order");

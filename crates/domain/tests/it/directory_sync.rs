@@ -4,11 +4,10 @@
 //! refuses a concurrent run, and a run killed after one chunk is completed by the next.
 
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{SimClock, databases, tenant};
 use domain::directory::{PlanOptions, SyncOptions, SyncOutcome, run_full_sync};
 use domain::progress::SyncStatus;
 use domain::{Db, DomainError};
@@ -18,26 +17,6 @@ use wx_api::wecom::{AppCredentials, WecomApp, WecomClient};
 use wx_sim::{RunningSim, SimConfig, Simulator};
 
 /// The simulator's clock: waiting on it moves the simulator forward.
-#[derive(Debug)]
-struct SimClock(Simulator);
-
-impl Clock for SimClock {
-    fn now_ms(&self) -> i64 {
-        self.0.now_ms()
-    }
-
-    fn sleep<'a, 'b>(&'a self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'b>>
-    where
-        'a: 'b,
-        Self: 'b,
-    {
-        Box::pin(async move {
-            self.0.advance_clock(d);
-            tokio::task::yield_now().await;
-        })
-    }
-}
-
 struct Env {
     sim: Simulator,
     _running: RunningSim,
@@ -87,39 +66,6 @@ async fn env(cfg: SimConfig) -> Env {
         app,
         clock,
     }
-}
-
-/// A migrated SQLite file, and PostgreSQL when WXBRIDGE_TEST_POSTGRES_URL is set (required under CI=true).
-async fn databases() -> (Vec<(&'static str, Db)>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = Db::connect(&format!("sqlite://{}/wx.db", dir.path().display()))
-        .await
-        .unwrap();
-    sqlite.migrate().await.unwrap();
-    let mut dbs = vec![("sqlite", sqlite)];
-    match std::env::var("WXBRIDGE_TEST_POSTGRES_URL") {
-        Ok(url) => {
-            let pg = Db::connect(&url).await.unwrap();
-            pg.migrate().await.unwrap();
-            dbs.push(("postgres", pg));
-        }
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but WXBRIDGE_TEST_POSTGRES_URL is not set")
-        }
-        Err(_) => {
-            eprintln!("WXBRIDGE_TEST_POSTGRES_URL unset: directory sync tested on SQLite only")
-        }
-    }
-    (dbs, dir)
-}
-
-/// A tenant name no other test run uses, so a shared PostgreSQL database needs no cleanup.
-fn tenant(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{test}-{nanos}")
 }
 
 async fn sync(e: &Env, db: &Db, tenant: &str, opts: SyncOptions) -> SyncOutcome {
@@ -221,7 +167,7 @@ async fn assert_matches(db: &Db, tenant: &str, e: &Env) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_sync_matches_the_simulator_and_a_second_run_writes_nothing() {
     let e = env(SimConfig::new(31, 120, 12)).await;
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("directory sync").await;
     for (name, db) in &dbs {
         let t = tenant("full");
         let first = sync(&e, db, &t, SyncOptions::default()).await;
@@ -270,7 +216,7 @@ async fn full_sync_matches_the_simulator_and_a_second_run_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renames_and_moves_keep_role_ids_and_a_removed_member_is_marked_left() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("directory sync").await;
     for (name, db) in &dbs {
         // A fresh simulator per database: the changes below are applied to it.
         let e = env(SimConfig::new(32, 60, 10)).await;
@@ -341,7 +287,7 @@ async fn renames_and_moves_keep_role_ids_and_a_removed_member_is_marked_left() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_fetch_makes_the_run_partial_and_removes_nothing() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("directory sync").await;
     for (name, db) in &dbs {
         let e = env(SimConfig::new(33, 60, 8)).await;
         let t = tenant("partial");
@@ -379,7 +325,7 @@ async fn a_failed_fetch_makes_the_run_partial_and_removes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guard_refuses_removing_more_than_a_tenth_unless_overridden() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("directory sync").await;
     for (name, db) in &dbs {
         let e = env(SimConfig::new(34, 50, 6)).await;
         let t = tenant("guard");
@@ -424,7 +370,7 @@ async fn the_guard_refuses_removing_more_than_a_tenth_unless_overridden() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_records_the_run_and_the_plan_but_writes_no_directory_rows() {
     let e = env(SimConfig::new(35, 40, 5)).await;
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("directory sync").await;
     for (name, db) in &dbs {
         let t = tenant("dry");
         let out = sync(
@@ -461,7 +407,7 @@ async fn a_dry_run_records_the_run_and_the_plan_but_writes_no_directory_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_while_one_holds_the_lease_is_refused_and_the_lease_is_released_after() {
     let e = env(SimConfig::new(36, 20, 3)).await;
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("directory sync").await;
     for (name, db) in &dbs {
         let t = tenant("lease");
         let now = e.clock.now_ms();
@@ -529,7 +475,7 @@ async fn a_second_run_while_one_holds_the_lease_is_refused_and_the_lease_is_rele
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_after_one_chunk_is_completed_by_the_next() {
     let e = env(SimConfig::new(37, 95, 9)).await;
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("directory sync").await;
     for (name, db) in &dbs {
         let t = tenant("resume");
         let killed = sync(
@@ -572,7 +518,7 @@ async fn a_run_killed_after_one_chunk_is_completed_by_the_next() {
 async fn withheld_fields_keep_the_values_the_bridge_already_has() {
     let e = env(SimConfig::new(38, 40, 5)).await;
     let (main, agentid) = e.named_app("main");
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("directory sync").await;
     for (name, db) in &dbs {
         e.sim.set_restricted_fields(agentid, false);
         let t = tenant("withheld");
@@ -619,7 +565,7 @@ async fn withheld_fields_keep_the_values_the_bridge_already_has() {
 async fn a_limited_scope_app_syncs_its_view_and_a_second_run_writes_nothing() {
     let e = env(SimConfig::new(39, 150, 14)).await;
     let (limited, _) = e.named_app("limited");
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("directory sync").await;
     for (name, db) in &dbs {
         let t = tenant("limited");
         let first = run_full_sync(db, &t, &limited, e.clock.clone(), SyncOptions::default())
@@ -692,7 +638,7 @@ async fn scale_full_sync() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_lease_is_renewed_on_a_timer_while_a_call_outlasts_its_ttl() {
     let e = env(SimConfig::new(5, 30, 3)).await;
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("directory sync").await;
     for (name, db) in dbs {
         let t = tenant("lease-timer");
         e.sim.hold_api("/cgi-bin/user/list");

@@ -5,16 +5,11 @@
 //! upstream again, and a replay writes nothing; a tag gone upstream is archived (never deleted) and comes
 //! back un-archived; failed reads remove nothing; a dry run writes nothing.
 
-use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::routing::get;
+use crate::support::{ContactsPush, SimClock, tenant};
 use domain::Db;
 use domain::directory::{
     CallBudget, ChangeAction, IncrementalOptions, SyncOptions, TagSyncOptions, TagSyncReport,
@@ -24,62 +19,10 @@ use store::RoleOrigin;
 use wx_api::clock::Clock;
 use wx_api::token::{MemoryTokenStore, TokenManager};
 use wx_api::wecom::{AppCredentials, WecomApp, WecomClient};
-use wx_crypto::{CallbackCrypto, CallbackMessage, ChangeType};
-use wx_sim::{AgentRef, CallbackRequest, RunningSim, SimConfig, Simulator, TagUpdate};
+use wx_crypto::{CallbackMessage, ChangeType};
+use wx_sim::{RunningSim, SimConfig, Simulator, TagUpdate};
 
 const FIXTURE: &str = include_str!("../../../wx-sim/fixtures/example.toml");
-
-#[derive(Debug)]
-struct SimClock(Simulator);
-
-impl Clock for SimClock {
-    fn now_ms(&self) -> i64 {
-        self.0.now_ms()
-    }
-
-    fn sleep<'a, 'b>(&'a self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'b>>
-    where
-        'a: 'b,
-        Self: 'b,
-    {
-        Box::pin(async move {
-            self.0.advance_clock(d);
-            tokio::task::yield_now().await;
-        })
-    }
-}
-
-type Seen = Arc<Mutex<Vec<(HashMap<String, String>, String)>>>;
-
-#[derive(Clone)]
-struct Receiver {
-    crypto: CallbackCrypto,
-    seen: Seen,
-}
-
-async fn verify(
-    State(r): State<Receiver>,
-    Query(q): Query<HashMap<String, String>>,
-) -> (StatusCode, String) {
-    match r.crypto.verify_url(
-        &q["msg_signature"],
-        &q["timestamp"],
-        &q["nonce"],
-        &q["echostr"],
-    ) {
-        Ok(echo) => (StatusCode::OK, echo),
-        Err(_) => (StatusCode::FORBIDDEN, "bad signature".to_owned()),
-    }
-}
-
-async fn receive(
-    State(r): State<Receiver>,
-    Query(q): Query<HashMap<String, String>>,
-    body: String,
-) -> StatusCode {
-    r.seen.lock().unwrap().push((q, body));
-    StatusCode::OK
-}
 
 struct Env {
     sim: Simulator,
@@ -88,8 +31,7 @@ struct Env {
     app: WecomApp,
     clock: Arc<dyn Clock>,
     corpid: String,
-    crypto: CallbackCrypto,
-    seen: Seen,
+    push: ContactsPush,
 }
 
 impl Env {
@@ -118,58 +60,20 @@ impl Env {
             agentid: None,
             secret: corp.contacts_secret.clone().into(),
         });
-        let crypto = CallbackCrypto::new(
-            &corp.contacts_callback_token,
-            &corp.contacts_encoding_aes_key,
-            &corp.corpid,
-        )
-        .unwrap();
-        let seen = Seen::default();
-        let router = Router::new()
-            .route("/cb", get(verify).post(receive))
-            .with_state(Receiver {
-                crypto: crypto.clone(),
-                seen: seen.clone(),
-            });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        sim.register_callback(CallbackRequest {
-            agentid: Some(AgentRef::Named("contacts".into())),
-            url: format!("http://{addr}/cb"),
-            ..CallbackRequest::default()
-        })
-        .await
-        .unwrap();
+        let push = ContactsPush::register(&sim).await;
         Env {
             sim,
             _running: running,
             app,
             clock,
             corpid: corp.corpid,
-            crypto,
-            seen,
+            push,
         }
     }
 
     /// The change_contact messages pushed since the last call, decrypted and verified, in order.
     async fn take_events(&self) -> Vec<CallbackMessage> {
-        self.sim.wait_for_deliveries().await;
-        let seen: Vec<_> = std::mem::take(&mut *self.seen.lock().unwrap());
-        seen.into_iter()
-            .map(|(q, body)| {
-                self.crypto
-                    .decrypt_body(
-                        &q["msg_signature"],
-                        &q["timestamp"],
-                        &q["nonce"],
-                        body.as_bytes(),
-                    )
-                    .unwrap()
-                    .parse_message()
-                    .unwrap()
-            })
-            .collect()
+        self.push.take(&self.sim).await
     }
 }
 
@@ -239,14 +143,6 @@ async fn databases() -> (Vec<(&'static str, Db)>, Databases) {
         Err(_) => eprintln!("WXBRIDGE_TEST_POSTGRES_URL unset: tag mirror tested on SQLite only"),
     }
     (dbs, guard)
-}
-
-fn tenant(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{test}-{nanos}")
 }
 
 async fn full_sync(e: &Env, app: &WecomApp, db: &Db, t: &str) {

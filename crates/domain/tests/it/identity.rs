@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{databases, tenant};
 use domain::identity::{
     AccountGraph, DomainEvent, IdentityError, Provider, SessionConfig, SessionOrigin, Sessions,
     UpstreamWechatUser, WechatLogin, WechatProfile, token_hash,
@@ -17,36 +18,6 @@ use store::{
 use wx_api::clock::{Clock, ManualClock};
 
 const START_MS: i64 = 1_700_000_000_000;
-
-async fn databases() -> (Vec<(&'static str, Db)>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = Db::connect(&format!("sqlite://{}/wx.db", dir.path().display()))
-        .await
-        .unwrap();
-    sqlite.migrate().await.unwrap();
-    let mut dbs = vec![("sqlite", sqlite)];
-    match std::env::var("WXBRIDGE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => {
-            let pg = Db::connect(&url).await.unwrap();
-            pg.migrate().await.unwrap();
-            dbs.push(("postgres", pg));
-        }
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but WXBRIDGE_TEST_POSTGRES_URL is not set")
-        }
-        _ => eprintln!("WXBRIDGE_TEST_POSTGRES_URL unset: identity tested on SQLite only"),
-    }
-    (dbs, dir)
-}
-
-/// A tenant name no other test run uses, so a shared PostgreSQL database needs no cleanup.
-fn tenant(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{test}-{nanos}")
-}
 
 /// Rows of `sessions` with the token in any text column, and rows with its SHA-256 as token_hash.
 async fn raw_token_counts(db: &Db, token: &str) -> (i64, i64) {
@@ -105,7 +76,7 @@ fn origin(provider: Provider, app: &str) -> SessionOrigin {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_lifecycle_with_a_manual_clock() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("identity").await;
     for (backend, db) in dbs {
         let t = tenant("sess");
         let clock = Arc::new(ManualClock::new(START_MS));
@@ -254,7 +225,7 @@ async fn session_lifecycle_with_a_manual_clock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_timeout_and_disabled_users() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("identity").await;
     for (_backend, db) in dbs {
         let t = tenant("idle");
         let clock = Arc::new(ManualClock::new(START_MS));
@@ -338,7 +309,7 @@ async fn idle_timeout_and_disabled_users() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_mini_programs_and_an_official_account_converge_when_the_unionid_appears() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("identity").await;
     for (backend, db) in dbs {
         let t = tenant("converge");
         let clock = Arc::new(ManualClock::new(START_MS));
@@ -459,7 +430,7 @@ fn oa_info_login() -> WechatLogin {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wecom_linked_user_survives_even_when_younger() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("identity").await;
     for (backend, db) in dbs {
         let t = tenant("survivor");
         let clock = Arc::new(ManualClock::new(START_MS));
@@ -535,7 +506,7 @@ async fn the_wecom_linked_user_survives_even_when_younger() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_link_and_unlink_by_hand_audited_and_convergence_respects_it() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("identity").await;
     for (backend, db) in dbs {
         let t = tenant("manual");
         let clock = Arc::new(ManualClock::new(START_MS));
@@ -641,7 +612,7 @@ async fn operators_link_and_unlink_by_hand_audited_and_convergence_respects_it()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injection_like_input_is_stored_literally_and_bad_input_refused() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("identity").await;
     for (backend, db) in dbs {
         let t = tenant("inject");
         let clock = Arc::new(ManualClock::new(START_MS));
@@ -695,7 +666,7 @@ async fn injection_like_input_is_stored_literally_and_bad_input_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_first_logins_end_in_one_identity_and_one_user() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("identity").await;
     for (backend, db) in dbs {
         let t = tenant("race");
         let clock = Arc::new(ManualClock::new(START_MS));

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::support::{databases, tenant};
 use domain::identity::miniprogram::{
     DecryptKind, Decrypted, EncryptedData, MiniProgramError, MiniPrograms, SessionKeySealer,
 };
@@ -71,35 +72,6 @@ phone = "13900000002"
 openids = { wx0000000000000002 = "oMP00000000000000000000002" }
 "#;
 
-async fn databases() -> (Vec<(&'static str, Db)>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = Db::connect(&format!("sqlite://{}/wx.db", dir.path().display()))
-        .await
-        .unwrap();
-    sqlite.migrate().await.unwrap();
-    let mut dbs = vec![("sqlite", sqlite)];
-    match std::env::var("WXBRIDGE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => {
-            let pg = Db::connect(&url).await.unwrap();
-            pg.migrate().await.unwrap();
-            dbs.push(("postgres", pg));
-        }
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but WXBRIDGE_TEST_POSTGRES_URL is not set")
-        }
-        _ => eprintln!("WXBRIDGE_TEST_POSTGRES_URL unset: mini programs tested on SQLite only"),
-    }
-    (dbs, dir)
-}
-
-fn tenant(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{test}-{nanos}")
-}
-
 async fn sim_tenants(sim: &Simulator) -> (wx_sim::RunningSim, Tenants) {
     let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let file =
@@ -146,7 +118,7 @@ async fn wechat_mini_program_logins_decrypt_and_phone_on_each_database() {
             .clone()
     };
     let (shop, club) = (wechat("shop"), wechat("club"));
-    let (dbs, dir) = databases().await;
+    let (dbs, dir) = databases("mini programs").await;
     let sealer = Arc::new(SessionKeySealer::open_or_create(dir.path()).unwrap());
     for (name, db) in dbs {
         let t = tenant("mini");
@@ -318,7 +290,7 @@ async fn wecom_mini_program_login_reads_members_on_demand_on_each_database() {
     let demo = tenants.get("demo").unwrap();
     let main = demo.wecom_app("main").unwrap().clone();
     let contacts = demo.contacts().unwrap().clone();
-    let (dbs, dir) = databases().await;
+    let (dbs, dir) = databases("mini programs").await;
     let sealer = Arc::new(SessionKeySealer::open_or_create(dir.path()).unwrap());
     for (name, db) in dbs {
         let t = tenant("wecom-mini");
@@ -384,7 +356,7 @@ async fn wecom_mini_program_session_key_is_kept_sealed_and_decrypts_on_each_data
     let demo = tenants.get("demo").unwrap();
     let main = demo.wecom_app("main").unwrap().clone();
     let contacts = demo.contacts().unwrap().clone();
-    let (dbs, dir) = databases().await;
+    let (dbs, dir) = databases("mini programs").await;
     let sealer = Arc::new(SessionKeySealer::open_or_create(dir.path()).unwrap());
     for (name, db) in dbs {
         let t = tenant("wecom-decrypt");

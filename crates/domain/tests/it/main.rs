@@ -14,3 +14,4 @@ mod identity_backfill;
 mod identity_miniprogram;
 mod messages;
 mod progress;
+mod support;

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::support::databases;
 use domain::messages::{
     self, MessageContent, MessageError, OutboxWorker, Recipients, RoleTarget, SendRequest,
     WorkerOptions,
@@ -69,28 +70,6 @@ async fn env(members: usize, departments: usize) -> Env {
         key,
         corpid,
     }
-}
-
-/// A migrated SQLite file, and PostgreSQL when WXBRIDGE_TEST_POSTGRES_URL is set (required under CI=true).
-async fn databases() -> (Vec<(&'static str, Db)>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = Db::connect(&format!("sqlite://{}/wx.db", dir.path().display()))
-        .await
-        .unwrap();
-    sqlite.migrate().await.unwrap();
-    let mut dbs = vec![("sqlite", sqlite)];
-    match std::env::var("WXBRIDGE_TEST_POSTGRES_URL") {
-        Ok(url) => {
-            let pg = Db::connect(&url).await.unwrap();
-            pg.migrate().await.unwrap();
-            dbs.push(("postgres", pg));
-        }
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but WXBRIDGE_TEST_POSTGRES_URL is not set")
-        }
-        Err(_) => eprintln!("WXBRIDGE_TEST_POSTGRES_URL unset: messages tested on SQLite only"),
-    }
-    (dbs, dir)
 }
 
 /// The tenant's directory, synced from the simulator.
@@ -181,7 +160,7 @@ fn last_sent(sim: &Simulator) -> wx_sim::SentMessage {
 async fn a_role_message_reaches_the_departments_members_or_its_subtree() {
     let e = env(80, 12).await;
     let (dept, own, subtree) = department_with_subtree(&e.sim);
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("messages").await;
     for (name, db) in &dbs {
         sync(&e, db).await;
         let role = db
@@ -268,7 +247,7 @@ async fn a_role_message_reaches_the_departments_members_or_its_subtree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_recipients_come_back_as_local_ids() {
     let e = env(40, 6).await;
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("messages").await;
     let members: Vec<String> = e
         .sim
         .directory()
@@ -380,7 +359,7 @@ async fn invalid_recipients_come_back_as_local_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotency_key_replays_the_same_request_and_refuses_another() {
     let e = env(20, 4).await;
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("messages").await;
     let userid = e.sim.directory().members[0].userid.clone();
     for (name, db) in &dbs {
         sync(&e, db).await;
@@ -420,7 +399,7 @@ async fn an_idempotency_key_replays_the_same_request_and_refuses_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twelve_hundred_users_go_out_in_two_calls_and_are_recalled() {
     let e = env(1200, 10).await;
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("messages").await;
     let userids: Vec<String> = e
         .sim
         .directory()
@@ -490,7 +469,7 @@ async fn twelve_hundred_users_go_out_in_two_calls_and_are_recalled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_gives_the_message_back_and_claims_never_overlap() {
     let e = env(10, 3).await;
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("messages").await;
     let userid = e.sim.directory().members[0].userid.clone();
     for (name, db) in &dbs {
         sync(&e, db).await;
@@ -592,7 +571,7 @@ async fn a_rate_limit_gives_the_message_back_and_claims_never_overlap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_workers_and_a_dead_claim_send_every_message_exactly_once() {
     let e = env(30, 4).await;
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("messages").await;
     let userids: Vec<String> = e
         .sim
         .directory()
@@ -665,7 +644,7 @@ async fn concurrent_workers_and_a_dead_claim_send_every_message_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_stored_message_fails_instead_of_coming_back_forever() {
     let e = env(5, 2).await;
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("messages").await;
     for (name, db) in &dbs {
         let new = store::NewOutboxMessage {
             app: "main".into(),
@@ -728,7 +707,7 @@ async fn wechat_user(e: &Env, db: &Db, appid: &str, kind: AppKind, openid: &str)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wechat_template_and_subscribe_messages_reach_openids_and_map_refusals_back() {
     let e = env(5, 2).await;
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("messages").await;
     let info = e.sim.info();
     let oa = &info.wechat.official_accounts[0];
     let mp = &info.wechat.mini_programs[0];

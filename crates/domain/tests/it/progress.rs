@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::databases;
 use domain::progress::{
     EntityCounters, EventKind, MemoryProgressLog, Phase, ProgressError, ProgressEvent, ProgressHub,
     ProgressLog, ProgressTracker, SyncKind, SyncRunId, SyncStatus, TrackerConfig,
@@ -540,28 +541,6 @@ fn sse_frames_carry_the_seq_as_id_and_one_json_data_line() {
 
 // ---- the database log (sync_events) ----
 
-/// A migrated SQLite file, and PostgreSQL when WXBRIDGE_TEST_POSTGRES_URL is set (required under CI=true).
-async fn databases() -> (Vec<(&'static str, domain::Db)>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = domain::Db::connect(&format!("sqlite://{}/wx.db", dir.path().display()))
-        .await
-        .unwrap();
-    sqlite.migrate().await.unwrap();
-    let mut dbs = vec![("sqlite", sqlite)];
-    match std::env::var("WXBRIDGE_TEST_POSTGRES_URL") {
-        Ok(url) => {
-            let pg = domain::Db::connect(&url).await.unwrap();
-            pg.migrate().await.unwrap();
-            dbs.push(("postgres", pg));
-        }
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true but WXBRIDGE_TEST_POSTGRES_URL is not set")
-        }
-        Err(_) => eprintln!("WXBRIDGE_TEST_POSTGRES_URL unset: progress log tested on SQLite only"),
-    }
-    (dbs, dir)
-}
-
 async fn new_run(db: &domain::Db, tenant: &str) -> SyncRunId {
     db.create_sync_run(
         tenant,
@@ -579,7 +558,7 @@ async fn new_run(db: &domain::Db, tenant: &str) -> SyncRunId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_log_persists_replays_and_feeds_late_subscribers() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("progress log").await;
     for (backend, db) in dbs {
         // A tenant of its own so runs on a shared PostgreSQL do not meet.
         let nanos = std::time::SystemTime::now()
@@ -657,7 +636,7 @@ async fn the_database_log_persists_replays_and_feeds_late_subscribers() {
 
 #[tokio::test]
 async fn a_second_writer_on_the_same_run_is_a_seq_mismatch() {
-    let (dbs, _dir) = databases().await;
+    let (dbs, _dir) = databases("progress log").await;
     let (_, db) = &dbs[0];
     let run = new_run(db, "progress-mismatch").await;
     let log = Arc::new(domain::progress::DbProgressLog::new(
