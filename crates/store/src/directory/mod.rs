@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use crate::db::{Db, Pool};
 use crate::error::Error;
+use types::RoleLinkKind;
 
 mod sqlite_ops {
     use super::types::*;
@@ -229,7 +230,29 @@ impl Db {
         corpid: &str,
         department_id: i64,
     ) -> Result<Option<Role>, Error> {
-        dispatch!(self, role_by_department(tenant, corpid, department_id))
+        self.role_by_link(tenant, corpid, RoleLinkKind::Department, department_id)
+            .await
+    }
+
+    /// The role linked to a department or tag (`kind`) of `corpid`, archived or not.
+    pub(crate) async fn role_by_link(
+        &self,
+        tenant: &str,
+        corpid: &str,
+        kind: RoleLinkKind,
+        upstream_id: i64,
+    ) -> Result<Option<Role>, Error> {
+        dispatch!(self, role_by_link(tenant, corpid, kind, upstream_id))
+    }
+
+    /// The (corpid, upstream id) a role mirrors through `kind`'s links.
+    pub(crate) async fn link_of_role(
+        &self,
+        tenant: &str,
+        kind: RoleLinkKind,
+        role_id: RoleId,
+    ) -> Result<Option<(String, i64)>, Error> {
+        dispatch!(self, link_of_role(tenant, kind, role_id.get()))
     }
 
     /// The WeCom department a role mirrors, `None` for a local role.
@@ -238,7 +261,14 @@ impl Db {
         tenant: &str,
         role_id: RoleId,
     ) -> Result<Option<DepartmentLink>, Error> {
-        dispatch!(self, department_of_role(tenant, role_id.get()))
+        Ok(self
+            .link_of_role(tenant, RoleLinkKind::Department, role_id)
+            .await?
+            .map(|(corpid, department_id)| DepartmentLink {
+                corpid,
+                department_id,
+                role_id,
+            }))
     }
 
     // ---- sync runs ----

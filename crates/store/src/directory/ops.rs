@@ -843,44 +843,45 @@ pub(super) async fn role(pool: &Pool, tenant: &str, id: i64) -> Result<Option<Ro
     row.map(role_from_row).transpose()
 }
 
-pub(super) async fn role_by_department(
+/// The role linked to upstream object `upstream_id` (a department or a tag) of `corpid`, archived or not.
+pub(super) async fn role_by_link(
     pool: &Pool,
     tenant: &str,
     corpid: &str,
-    department_id: i64,
+    kind: RoleLinkKind,
+    upstream_id: i64,
 ) -> Result<Option<Role>, Error> {
+    let (table, column) = kind.table_and_column();
     let sql = format!(
-        "SELECT {ROLE_COLS} FROM wecom_department_links d JOIN roles r ON r.id = d.role_id AND r.tenant = d.tenant \
-         WHERE d.tenant = $1 AND d.corpid = $2 AND d.department_id = $3"
+        "SELECT {ROLE_COLS} FROM {table} l JOIN roles r ON r.id = l.role_id AND r.tenant = l.tenant \
+         WHERE l.tenant = $1 AND l.corpid = $2 AND l.{column} = $3"
     );
     let row: Option<RoleRow> = sqlx::query_as(&sql)
         .bind(tenant)
         .bind(corpid)
-        .bind(department_id)
+        .bind(upstream_id)
         .fetch_optional(pool)
         .await
         .map_err(query_error)?;
     row.map(role_from_row).transpose()
 }
 
-pub(super) async fn department_of_role(
+/// The upstream object a role mirrors through `kind`'s links: (corpid, upstream id).
+pub(super) async fn link_of_role(
     pool: &Pool,
     tenant: &str,
+    kind: RoleLinkKind,
     role_id: i64,
-) -> Result<Option<DepartmentLink>, Error> {
-    let row: Option<(String, i64, i64)> = sqlx::query_as(
-        "SELECT corpid, department_id, role_id FROM wecom_department_links WHERE tenant = $1 AND role_id = $2",
-    )
+) -> Result<Option<(String, i64)>, Error> {
+    let (table, column) = kind.table_and_column();
+    sqlx::query_as(&format!(
+        "SELECT corpid, {column} FROM {table} WHERE tenant = $1 AND role_id = $2"
+    ))
     .bind(tenant)
     .bind(role_id)
     .fetch_optional(pool)
     .await
-    .map_err(query_error)?;
-    Ok(row.map(|r| DepartmentLink {
-        corpid: r.0,
-        department_id: r.1,
-        role_id: RoleId::from_raw(r.2),
-    }))
+    .map_err(query_error)
 }
 
 // ---- sync runs, events, lease ----

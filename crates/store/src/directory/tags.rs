@@ -14,13 +14,13 @@
 use serde::{Deserialize, Serialize};
 
 use super::RoleMember;
-use super::types::{Role, RoleId};
+use super::types::{Role, RoleId, RoleLinkKind};
 use crate::db::{Db, Pool};
 use crate::error::Error;
 
 mod sqlite_tag_ops {
     use super::super::types::*;
-    use super::{LocalTag, TagApplyReport, TagChanges, TagLink};
+    use super::{LocalTag, TagApplyReport, TagChanges};
     use crate::db::Backend;
     use crate::error::Error;
     type DB = sqlx::Sqlite;
@@ -30,7 +30,7 @@ mod sqlite_tag_ops {
 
 mod postgres_tag_ops {
     use super::super::types::*;
-    use super::{LocalTag, TagApplyReport, TagChanges, TagLink};
+    use super::{LocalTag, TagApplyReport, TagChanges};
     use crate::db::Backend;
     use crate::error::Error;
     type DB = sqlx::Postgres;
@@ -203,7 +203,8 @@ impl Db {
         corpid: &str,
         tagid: i64,
     ) -> Result<Option<Role>, Error> {
-        dispatch_tags!(self, role_by_tag(tenant, corpid, tagid))
+        self.role_by_link(tenant, corpid, RoleLinkKind::Tag, tagid)
+            .await
     }
 
     /// The WeCom tag a role mirrors, `None` for any other role.
@@ -212,7 +213,14 @@ impl Db {
         tenant: &str,
         role_id: RoleId,
     ) -> Result<Option<TagLink>, Error> {
-        dispatch_tags!(self, tag_of_role(tenant, role_id.get()))
+        Ok(self
+            .link_of_role(tenant, RoleLinkKind::Tag, role_id)
+            .await?
+            .map(|(corpid, tagid)| TagLink {
+                corpid,
+                tagid,
+                role_id,
+            }))
     }
 
     /// The roles a role includes through open inclusions (a tag's departments), by role id.

@@ -444,46 +444,6 @@ async fn apply_tags_in(
 
 // ---- lookups ----
 
-pub(super) async fn role_by_tag(
-    pool: &Pool,
-    tenant: &str,
-    corpid: &str,
-    tagid: i64,
-) -> Result<Option<Role>, Error> {
-    let sql = format!(
-        "SELECT {ROLE_COLS} FROM wecom_tag_links t JOIN roles r ON r.id = t.role_id AND r.tenant = t.tenant \
-         WHERE t.tenant = $1 AND t.corpid = $2 AND t.tagid = $3"
-    );
-    let row: Option<RoleRow> = sqlx::query_as(&sql)
-        .bind(tenant)
-        .bind(corpid)
-        .bind(tagid)
-        .fetch_optional(pool)
-        .await
-        .map_err(query_error)?;
-    row.map(role_from_row).transpose()
-}
-
-pub(super) async fn tag_of_role(
-    pool: &Pool,
-    tenant: &str,
-    role_id: i64,
-) -> Result<Option<TagLink>, Error> {
-    let row: Option<(String, i64, i64)> = sqlx::query_as(
-        "SELECT corpid, tagid, role_id FROM wecom_tag_links WHERE tenant = $1 AND role_id = $2",
-    )
-    .bind(tenant)
-    .bind(role_id)
-    .fetch_optional(pool)
-    .await
-    .map_err(query_error)?;
-    Ok(row.map(|r| TagLink {
-        corpid: r.0,
-        tagid: r.1,
-        role_id: RoleId::from_raw(r.2),
-    }))
-}
-
 pub(super) async fn included_roles(
     pool: &Pool,
     tenant: &str,

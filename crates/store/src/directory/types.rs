@@ -195,6 +195,25 @@ pub struct MemberLink {
     pub user_id: UserId,
 }
 
+/// The upstream objects a role can mirror, each linked by its own table (unique both ways per corp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoleLinkKind {
+    /// `wecom_department_links.department_id`.
+    Department,
+    /// `wecom_tag_links.tagid`.
+    Tag,
+}
+
+impl RoleLinkKind {
+    /// The link table and its upstream id column.
+    pub(crate) fn table_and_column(self) -> (&'static str, &'static str) {
+        match self {
+            RoleLinkKind::Department => ("wecom_department_links", "department_id"),
+            RoleLinkKind::Tag => ("wecom_tag_links", "tagid"),
+        }
+    }
+}
+
 /// A WeCom department linked to a local role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DepartmentLink {
