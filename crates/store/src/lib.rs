@@ -14,6 +14,7 @@ mod inbox;
 mod oauth_state;
 mod outbox;
 mod token_store;
+mod webhooks;
 
 pub use db::{AppliedMigration, Backend, Db, MigrationReport};
 pub use directory::{
@@ -37,3 +38,6 @@ pub use outbox::{
     OutboxStatus,
 };
 pub use token_store::SqlTokenStore;
+pub use webhooks::{
+    NewWebhookDelivery, Subscription, WebhookDelivery, WebhookEnqueue, WebhookFinish, WebhookStatus,
+};

@@ -14,3 +14,4 @@ mod replicas;
 mod sim;
 mod support;
 mod tags;
+mod webhooks;
