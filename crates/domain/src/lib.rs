@@ -3,6 +3,7 @@
 //! (`directory`: fetch, diff planner, and the full sync run through the store) and run progress
 //! (`progress`), and identity (`identity`: sessions and the WeChat account graph).
 
+pub mod admin;
 pub mod callbacks;
 pub mod check;
 pub mod directory;

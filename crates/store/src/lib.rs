@@ -6,6 +6,7 @@
 //! `INSERT ... ON CONFLICT`) and dispatches on the pool; the schema lives in one migrations folder per
 //! database (`migrations/sqlite`, `migrations/postgres`).
 
+mod admin;
 mod db;
 mod directory;
 mod error;
@@ -16,6 +17,10 @@ mod outbox;
 mod token_store;
 mod webhooks;
 
+pub use admin::{
+    AdminIdentityRow, AdminKind, AdminMergeRow, AdminRoleRow, AdminSessionRow, InboxSummary,
+    LinkConsume, OutboxSummary,
+};
 pub use db::{AppliedMigration, Backend, Db, MigrationReport};
 pub use directory::{
     ApplyReport, DepartmentLink, DepartmentUpsert, DirectoryChanges, EntityCounters, Gender,
