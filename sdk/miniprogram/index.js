@@ -199,8 +199,11 @@ function createClient(options) {
   var miniPath = baseUrl + '/api/v1/tenants/' + encodeURIComponent(tenant) + '/miniprograms/' +
     encodeURIComponent(miniProgram);
   var detectedPlatform = null;
-  var session; // { token, expiresAtMs, user, provider, app } or null; loaded lazily from storage
-  var loaded = false;
+  // The session ({ token, expiresAtMs, user, provider, app }) lives in storage, read on every use so that
+  // two clients of one mini program (app.js and a page, say) see each other's logins. `memory` is used
+  // only when the storage refused the write.
+  var memory = null;
+  var memoryOnly = false;
   var loginInFlight = null;
 
   function platform() {
@@ -221,29 +224,35 @@ function createClient(options) {
   }
 
   function current() {
-    if (!loaded) {
-      loaded = true;
-      var stored = null;
+    var s = null;
+    if (memoryOnly) {
+      s = memory;
+    } else {
       try {
-        stored = typeof wx.getStorageSync === 'function' ? wx.getStorageSync(storageKey) : null;
+        s = typeof wx.getStorageSync === 'function' ? wx.getStorageSync(storageKey) : memory;
       } catch (e) { /* unreadable storage counts as no session */ }
-      session = validSession(stored) ? stored : null;
     }
-    if (session && now() >= session.expiresAtMs) forget();
-    return session;
+    if (!validSession(s)) return null;
+    if (now() >= s.expiresAtMs) {
+      forget();
+      return null;
+    }
+    return s;
   }
 
   function remember(s) {
-    session = s;
-    loaded = true;
+    memory = s;
+    memoryOnly = false;
     try {
       if (typeof wx.setStorageSync === 'function') wx.setStorageSync(storageKey, s);
-    } catch (e) { /* storage full or refused: the session still lives in memory for this run */ }
+    } catch (e) {
+      memoryOnly = true; // storage full or refused: the session still lives in memory for this run
+    }
   }
 
   function forget() {
-    session = null;
-    loaded = true;
+    memory = null;
+    memoryOnly = false;
     try {
       if (typeof wx.removeStorageSync === 'function') wx.removeStorageSync(storageKey);
     } catch (e) { /* nothing more to do */ }

@@ -222,6 +222,36 @@ test('two mini programs of one tenant keep separate tokens in one storage', asyn
   assert.deepEqual(wx.servers.logins.map((l) => l.key), ['shop', 'crm']);
 });
 
+test('two clients of one mini program (app.js and a page) see each other\'s new login through storage', async () => {
+  const wx = fakeWx();
+  const app = client(wx);
+  const page = client(wx);
+  await app.login();
+  const old = app.getToken();
+  assert.equal(page.getToken(), old);
+  wx.servers.expire(old);
+  await app.request({ url: API + '/a' }); // 401, logs in again
+  const fresh = app.getToken();
+  assert.notEqual(fresh, old);
+  assert.equal(page.getToken(), fresh);
+  await page.request({ url: API + '/b' });
+  assert.equal(wx.calls.login, 2, 'the page uses the app\'s new session instead of logging in itself');
+  assert.equal(wx.requests.at(-1).header.Authorization, 'Bearer ' + fresh);
+});
+
+test('a storage that refuses writes keeps the session in memory for this run', async () => {
+  const wx = fakeWx();
+  wx.setStorageSync = () => { throw new Error('setStorageSync:fail exceed storage max size 10Mb'); };
+  const c = client(wx);
+  await c.login();
+  assert.match(c.getToken(), /^wxs_/);
+  await c.request({ url: API + '/a' });
+  await c.request({ url: API + '/b' });
+  assert.equal(wx.calls.login, 1);
+  await c.logout();
+  assert.equal(c.getToken(), null);
+});
+
 test('createClient refuses bad options with a message naming the problem', () => {
   const wx = fakeWx();
   const bad = (o, re) => assert.throws(() => createClient(o), (e) => {
