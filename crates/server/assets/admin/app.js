@@ -127,19 +127,31 @@ function table(columns, rows, opts) {
   const o = opts || {};
   const thead = h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col', class: c.class }, c.label))));
   const tbody = h('tbody');
-  for (const row of rows) {
-    const tr = h('tr', o.rowClass ? { class: o.rowClass(row) } : null);
-    for (const c of columns) {
-      const v = c.render(row);
-      tr.append(h('td', { dataset: { label: c.label }, class: c.class }, v === null || v === undefined || v === '' ? '—' : v));
+  const pageSize = o.pageSize || Infinity;
+  let shown = 0;
+  const more = h('button', { class: 'button button-quiet show-more', type: 'button' });
+  const showMore = () => {
+    const end = Math.min(rows.length, shown + pageSize);
+    for (; shown < end; shown += 1) {
+      const row = rows[shown];
+      const tr = h('tr', o.rowClass ? { class: o.rowClass(row) } : null);
+      for (const c of columns) {
+        const v = c.render(row);
+        tr.append(h('td', { dataset: { label: c.label }, class: c.class }, v === null || v === undefined || v === '' ? '—' : v));
+      }
+      tbody.append(tr);
     }
-    tbody.append(tr);
-  }
+    const left = rows.length - shown;
+    more.textContent = `Show ${fmtNum(Math.min(left, pageSize))} more (${fmtNum(left)} left)`;
+    more.classList.toggle('hidden', left <= 0);
+  };
+  more.addEventListener('click', showMore);
+  showMore();
   const t = h('table', { class: 'table responsive' }, thead, tbody);
   if (rows.length === 0) {
     return h('div', null, t, h('p', { class: 'empty' }, o.empty || 'Nothing yet.'));
   }
-  return h('div', { class: 'table-wrap' }, t);
+  return h('div', null, h('div', { class: 'table-wrap' }, t), more);
 }
 
 function dl(pairs) {
@@ -705,11 +717,12 @@ async function pageDirectory(ctx, main) {
 
   const treeBox = h('div', { class: 'tree-box' }, loading('Loading roles…'));
   const detail = h('div', { class: 'detail', id: 'directory-detail' });
-  const treeToggle = h('button', { class: 'button button-quiet tree-toggle', type: 'button', 'aria-expanded': 'true' }, 'Roles');
+  const treeToggle = h('button', { class: 'button button-quiet tree-toggle', type: 'button', 'aria-expanded': 'true' }, 'Hide');
   const treeCard = h('section', { class: 'card tree-card' }, h('div', { class: 'card-head' }, h('h2', { class: 'card-title' }, 'Roles'), treeToggle), treeBox);
   treeToggle.addEventListener('click', () => {
     const collapsed = treeCard.classList.toggle('collapsed');
     treeToggle.setAttribute('aria-expanded', collapsed ? 'false' : 'true');
+    treeToggle.textContent = collapsed ? 'Show' : 'Hide';
   });
   main.append(h('div', { class: 'split' }, treeCard, detail));
 
@@ -719,6 +732,7 @@ async function pageDirectory(ctx, main) {
   if (kind && kind !== 'role') {
     treeCard.classList.add('collapsed');
     treeToggle.setAttribute('aria-expanded', 'false');
+    treeToggle.textContent = 'Show';
   }
 
   // The tree (not awaited first: the detail loads in parallel)
@@ -845,7 +859,7 @@ async function roleDetail(ctx, box, roleId) {
   box.append(card(`Members (${fmtNum(members.total)})`,
     h('label', { class: 'check' }, subBox, ' Include members of sub-roles'),
     members.truncated ? notice(`Showing the first ${members.members.length} of ${fmtNum(members.total)}.`, 'info') : null,
-    table(cols, members.members, { empty: 'No members.' })));
+    table(cols, members.members, { empty: 'No members.', pageSize: 50 })));
 }
 
 async function userDetail(ctx, box, userId) {
@@ -869,7 +883,8 @@ async function userDetail(ctx, box, userId) {
   const genders = { male: 'male', female: 'female', unknown: 'unknown' };
   box.append(card(null,
     h('div', { class: 'detail-head' },
-      user.avatar && /^https?:/.test(user.avatar) ? h('img', { class: 'avatar', src: user.avatar, alt: '' }) : h('span', { class: 'avatar avatar-letter', 'aria-hidden': 'true' }, (user.name || '?').slice(0, 1)),
+      // Avatars live on WeCom's CDN, which the page's CSP (default-src 'self') does not load: an initial instead.
+      h('span', { class: 'avatar avatar-letter', 'aria-hidden': 'true' }, Array.from(user.name || '?')[0]),
       h('h2', { class: 'detail-title', id: 'user-name' }, user.name), badge(user.status)),
     dl([
       ['User id', String(user.id)],
@@ -920,7 +935,7 @@ async function searchResults(ctx, box, by, value) {
     { label: 'Mobile', render: (u) => u.mobile },
     { label: 'Email', render: (u) => u.email },
     { label: 'Status', render: (u) => badge(u.status) },
-  ], found.users, { empty: 'Nobody matches.' })));
+  ], found.users, { empty: 'Nobody matches.', pageSize: 50 })));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1135,7 +1150,7 @@ function watchRun(ctx, box, runId, onFinished) {
     etaEl.textContent = '';
     const rows = Object.entries(k.counters || {}).map(([phase, c]) => ({ phase, ...c }));
     const dry = dryEl.textContent.includes('dry');
-    resultEl.replaceChildren(
+    append(clear(resultEl), [
       h('h3', { class: 'small-title' }, dry ? 'Diff summary (dry run: nothing was written)' : 'Result'),
       table([
         { label: 'Phase', render: (r) => r.phase },
@@ -1145,7 +1160,7 @@ function watchRun(ctx, box, runId, onFinished) {
         { label: 'Unchanged', class: 'num', render: (r) => fmtNum(r.unchanged) },
       ], rows, { empty: 'Nothing was counted.' }),
       k.item_errors ? notice(`${fmtNum(k.item_errors)} item error(s).`, 'warn') : null,
-      k.error ? notice(k.error, 'error') : null);
+      k.error ? notice(k.error, 'error') : null]);
     S.tree.delete(t);
     if (onFinished) onFinished();
   };
@@ -1385,14 +1400,15 @@ function deliveryLog(ctx, msgs, reload) {
   const t = ctx.tenant;
   const recipientsOf = (m) => {
     const parts = [];
-    for (const c of m.calls || []) {
+    const calls = m.calls || [];
+    for (const c of calls) {
       const bits = [];
       if (c.all) bits.push('everyone');
       if (c.userids && c.userids.length) bits.push(h('span', { class: 'userids' }, c.userids.join(', ')));
       else if (c.users) bits.push(`${fmtNum(c.users)} user(s)`);
       if (c.department_ids && c.department_ids.length) bits.push(`departments ${c.department_ids.join(', ')}`);
       else if (c.departments) bits.push(`${fmtNum(c.departments)} department(s)`);
-      parts.push(h('div', { class: 'call' }, h('span', { class: 'muted small' }, `call ${c.seq} `), badge(c.status), ' ',
+      parts.push(h('div', { class: 'call' }, calls.length > 1 ? h('span', { class: 'muted small' }, `call ${c.seq + 1} `) : null, badge(c.status), ' ',
         bits.map((b, i) => [i ? ' · ' : null, b]),
         c.recalled_at_ms ? [' ', badge('recalled', 'neutral')] : null,
         c.error ? h('div', { class: 'error-text small' }, c.error) : null));
