@@ -396,6 +396,14 @@ function renderShell(tenant, activePage, fill) {
   nav.addEventListener('click', (e) => {
     if (e.target instanceof HTMLAnchorElement) setOpen(false);
   });
+  const onKey = (e) => {
+    if (e.key === 'Escape' && S.navOpen) {
+      setOpen(false);
+      menuBtn.focus();
+    }
+  };
+  document.addEventListener('keydown', onKey);
+  S.cleanups.push(() => document.removeEventListener('keydown', onKey));
   shell.append(topbar, nav, scrim, main);
   root.append(shell);
   Promise.resolve(fill(main)).catch((e) => {
@@ -440,9 +448,9 @@ function renderFatal(err) {
 const REASONS = {
   signed_out: ['You are signed out.', 'info'],
   session_expired: ['Your session ended. Please sign in again.', 'warn'],
-  link_used: ['That sign-in link was already used. Ask for a new one with `wxbridge admin link`.', 'error'],
-  link_expired: ['That sign-in link has expired. Ask for a new one with `wxbridge admin link`.', 'error'],
-  link_invalid: ['That sign-in link is not valid. Ask for a new one with `wxbridge admin link`.', 'error'],
+  link_used: ['That sign-in link was already used. Ask for a new one (wxbridge admin link).', 'error'],
+  link_expired: ['That sign-in link has expired. Ask for a new one (wxbridge admin link).', 'error'],
+  link_invalid: ['That sign-in link is not valid. Ask for a new one (wxbridge admin link).', 'error'],
   not_admin: ['Your WeCom account is not an administrator of this tenant.', 'error'],
   wecom_failed: ['The WeCom sign-in did not complete. Please try again.', 'error'],
 };
@@ -516,9 +524,9 @@ async function renderSignIn(query, alive) {
     slot.append(form);
   }
   if (!wecom.length && !options.token_login) {
-    slot.append(notice('No sign-in method is configured here. Open a one-time link from `wxbridge admin link`.', 'warn'));
+    slot.append(h('div', { class: 'alert alert-warn' }, 'No sign-in method is configured here. Open a one-time link from ', h('code', null, 'wxbridge admin link'), '.'));
   } else {
-    slot.append(h('p', { class: 'muted small' }, 'A one-time link from `wxbridge admin link` signs you in directly.'));
+    slot.append(h('p', { class: 'muted small' }, 'A one-time link from ', h('code', null, 'wxbridge admin link'), ' signs you in directly.'));
   }
 }
 
