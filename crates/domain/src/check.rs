@@ -244,13 +244,26 @@ fn callbacks(c: &Config, t: &wxbridge_config::TenantConfig) -> Vec<CallbackSetup
         });
     }
     for (name, m) in &t.wechat.mini_programs {
+        let base = format!("tenants.{key}.wechat.mini_programs.{name}");
+        let push = m.push.as_ref();
+        let mode = match push.map(|p| p.mode) {
+            Some(MessageMode::Plain) => "明文模式",
+            Some(MessageMode::Compat) => "兼容模式",
+            Some(MessageMode::Safe) => "安全模式",
+            None => "optional",
+        };
         out.push(CallbackSetup {
             subject: format!("mini program `{name}` ({})", m.appid.as_str()),
-            console: "小程序后台 > 开发管理 > 开发设置 > 消息推送 (optional)".into(),
+            console: format!(
+                "小程序后台 > 开发管理 > 开发设置 > 消息推送 (消息加密方式: {mode}; 数据格式: XML or JSON)"
+            ),
             url: url(format!("/callback/{key}/wechat/mini-programs/{name}")),
-            token: "not configurable in wxbridge yet (message push is optional)".into(),
-            encoding_aes_key: "not configurable in wxbridge yet".into(),
-            configured: false,
+            token: as_configured(push.is_some(), &format!("{base}.push_token")),
+            encoding_aes_key: match push {
+                Some(p) if p.aes_key.is_none() => "not used in plain mode".into(),
+                _ => as_configured(push.is_some(), &format!("{base}.push_encoding_aes_key")),
+            },
+            configured: push.is_some(),
         });
     }
     out

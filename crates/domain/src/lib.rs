@@ -12,6 +12,7 @@ pub mod identity;
 pub mod messages;
 pub mod progress;
 pub mod tenants;
+pub mod webhooks;
 
 pub use error::DomainError;
 /// The database handle, re-exported so the server layer does not depend on `store` directly.

@@ -43,6 +43,30 @@ pub fn is_authorised(headers: &HeaderMap, tenant: &TenantConfig) -> bool {
     ok.into()
 }
 
+/// The tenant whose API key the request carries, for the routes whose path names no tenant
+/// (`/api/v1/messages`): every tenant's hashes are compared, each in constant time, and the key must
+/// belong to exactly one tenant. 401 otherwise. Records the tenant on the request's span.
+pub(crate) fn tenant_of_api_key<'a>(
+    state: &'a crate::AppState,
+    headers: &HeaderMap,
+) -> Result<&'a std::sync::Arc<domain::Tenant>, crate::WebError> {
+    let mut matching = state
+        .tenants
+        .iter()
+        .filter(|t| is_authorised(headers, &t.config));
+    match (matching.next(), matching.next()) {
+        (Some(tenant), None) => {
+            tracing::Span::current().record("tenant.key", tenant.key());
+            Ok(tenant)
+        }
+        (Some(_), Some(_)) => {
+            tracing::warn!("an API key is configured for several tenants; refused");
+            Err(crate::WebError::Unauthorized)
+        }
+        (None, _) => Err(crate::WebError::Unauthorized),
+    }
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers
         .get(axum::http::header::AUTHORIZATION)?
@@ -52,8 +76,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
-/// The tenant named in the path, if the request carries one of its API keys: 404 for an unknown tenant,
-/// 401 otherwise. Records the tenant on the request's span.
+/// The tenant named in the path, if the request carries one of its API keys or comes from an admin UI
+/// operator whose session covers it (cookie + CSRF rule, see `admin_auth`): 404 for an unknown tenant,
+/// 401 without either, 403 for an operator of another tenant or a failed CSRF check. Records the tenant
+/// on the request's span.
 pub(crate) fn authorised_tenant<'a>(
     state: &'a crate::AppState,
     tenant_key: &str,
@@ -65,7 +91,8 @@ pub(crate) fn authorised_tenant<'a>(
         .ok_or_else(|| crate::WebError::TenantNotFound(tenant_key.to_owned()))?;
     tracing::Span::current().record("tenant.key", tenant.key());
     if !is_authorised(headers, &tenant.config) {
-        return Err(crate::WebError::Unauthorized);
+        // No API key of this tenant: an admin UI operator whose scope covers it (admin_auth).
+        crate::admin_auth::operator_for_tenant(tenant.key())?;
     }
     Ok(tenant)
 }

@@ -47,6 +47,14 @@ pub enum WebError {
     NotReady(String),
     #[error("internal error")]
     Internal(String),
+    /// A refusal with its own status and stable code (the admin UI's `admin_session_required`,
+    /// `admin_token_invalid`, `csrf_failed`, `admin_scope`); the message says what to do.
+    #[error("{message}")]
+    Coded {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl WebError {
@@ -59,6 +67,7 @@ impl WebError {
             WebError::SyncRunning { .. } => (StatusCode::CONFLICT, "sync_running"),
             WebError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             WebError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            WebError::Coded { status, code, .. } => (*status, code),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! health, readiness, token health, the directory lookup API and sync runs (started over HTTP, followed as
 //! Server-Sent Events); callbacks, login routes and the admin UI build on it.
 
+mod admin_auth;
 pub mod auth;
 pub mod error;
 pub mod guard;
@@ -55,6 +56,11 @@ pub fn router(state: AppState) -> Router {
     routes::routes()
         .with_state(state.clone())
         // For layers that need the state without being built with it (guard::require_origin).
+        // Admin UI operators on the tenant API (admin_auth); inside the headers layer.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admin_auth::admin_api_context,
+        ))
         .layer(axum::Extension(state))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn(middleware::request_id_and_span))

@@ -9,6 +9,7 @@ use utoipa::{Modify, OpenApi};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::auth;
 use crate::routes::identities;
+use crate::routes::inbox;
 use crate::routes::jssdk;
 use crate::routes::messages;
 use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
@@ -51,7 +52,13 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         messages::send_message,
         messages::list_messages,
         messages::get_message,
-        messages::recall_message
+        messages::recall_message,
+        messages::send_message_by_key,
+        messages::get_message_by_key,
+        messages::recall_message_by_key,
+        inbox::list_inbox,
+        inbox::inbox_stats,
+        inbox::requeue_inbox
     ),
     components(schemas(
         ErrorBody,
@@ -114,7 +121,12 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         domain::messages::MessageView,
         domain::messages::CallView,
         domain::messages::InvalidRecipient,
-        domain::messages::RecallOutcome
+        domain::messages::RecallOutcome,
+        inbox::InboxMessageDto,
+        inbox::InboxListResponse,
+        inbox::InboxStatusCount,
+        inbox::InboxStatsResponse,
+        inbox::RequeueResponse
     )),
     modifiers(&ApiKeyScheme),
     tags(
@@ -126,6 +138,7 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         (name = "identities", description = "Operator link / unlink of WeChat identities, audited"),
         (name = "jssdk", description = "wx.config / wx.agentConfig parameters for a page (public; CORS for the app's JS-safe domains)"),
         (name = "messages", description = "Message push through WeCom apps: the outbox, status per call, recall"),
+        (name = "callbacks", description = "The callback inbox: stored callbacks, counts by status, requeue of dead ones"),
         (name = "miniprograms", description = "Mini-program login (code -> session token), encryptedData decryption and phone numbers"),
     )
 )]

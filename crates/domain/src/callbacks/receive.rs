@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
-use wx_crypto::{CallbackCrypto, CallbackMessage, CryptoError};
+use wx_crypto::{CallbackCrypto, CallbackMessage, CryptoError, EnvelopeFormat, PayloadFormat};
 use wxbridge_config::MessageMode;
 
 use crate::{Db, Tenants};
@@ -23,15 +23,27 @@ pub enum CallbackSource {
     WecomContacts,
     /// A WeChat official account, by its configured name.
     OfficialAccount(String),
+    /// A WeChat mini program's message push (消息推送), by its configured name.
+    MiniProgram(String),
 }
 
 impl CallbackSource {
-    /// `wecom_app:<name>`, `wecom_contacts`, `wechat_oa:<name>`.
+    /// `wecom_app:<name>`, `wecom_contacts`, `wechat_oa:<name>`, `wechat_mp:<name>`.
     pub fn key(&self) -> String {
         match self {
             CallbackSource::WecomApp(n) => format!("wecom_app:{n}"),
             CallbackSource::WecomContacts => "wecom_contacts".to_owned(),
             CallbackSource::OfficialAccount(n) => format!("wechat_oa:{n}"),
+            CallbackSource::MiniProgram(n) => format!("wechat_mp:{n}"),
+        }
+    }
+
+    /// What a callback that needs no passive reply is answered with: an empty body for WeCom, `success`
+    /// for WeChat (both mean "received, no reply").
+    pub fn no_reply(&self) -> &'static str {
+        match self {
+            CallbackSource::WecomApp(_) | CallbackSource::WecomContacts => "",
+            CallbackSource::OfficialAccount(_) | CallbackSource::MiniProgram(_) => "success",
         }
     }
 }
@@ -42,6 +54,7 @@ impl fmt::Display for CallbackSource {
             CallbackSource::WecomApp(n) => write!(f, "WeCom app `{n}`"),
             CallbackSource::WecomContacts => f.write_str("the WeCom contacts-sync assistant"),
             CallbackSource::OfficialAccount(n) => write!(f, "official account `{n}`"),
+            CallbackSource::MiniProgram(n) => write!(f, "mini program `{n}` message push"),
         }
     }
 }
@@ -121,18 +134,57 @@ impl ReceiveError {
 /// How to check one endpoint's requests, built from the tenant's configuration.
 #[derive(Debug, Clone)]
 pub enum Receiver {
+    /// A WeCom app or the contacts-sync assistant: always encrypted.
     Wecom {
         crypto: CallbackCrypto,
         /// For an app: its agentid, which an `AgentID` in the message must match.
         agentid: Option<i64>,
+        /// The app's passive replies (none for the contacts assistant).
+        replies: PassiveReplies,
     },
-    OfficialAccount {
+    /// A WeChat official account or a mini program's message push: plain, compatible or safe mode.
+    Wechat {
         /// The plain-mode token (for the 3-field signature).
         token: PlainToken,
         /// Present in compatible and safe mode.
         crypto: Option<CallbackCrypto>,
         mode: MessageMode,
+        /// The account's passive replies (none for a mini program).
+        replies: PassiveReplies,
     },
+}
+
+/// The configured passive text replies of a receiving app (`default_reply`, `subscribe_reply`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassiveReplies {
+    /// Answer to a user's message (any `MsgType` but `event`).
+    pub default_reply: Option<String>,
+    /// Answer to the `subscribe` event.
+    pub subscribe_reply: Option<String>,
+}
+
+impl PassiveReplies {
+    /// The text to answer `msg` with, if any. Never for `change_contact` or any event but `subscribe`.
+    pub fn text_for(&self, msg: &CallbackMessage) -> Option<&str> {
+        let text = match (msg.msg_type(), msg.event()) {
+            (_, Some("change_contact")) => None,
+            (Some(t), _) if t.eq_ignore_ascii_case("event") => match msg.event() {
+                Some("subscribe") => self.subscribe_reply.as_deref(),
+                _ => None,
+            },
+            (Some(_), None) => self.default_reply.as_deref(),
+            _ => None,
+        };
+        text.filter(|t| !t.is_empty())
+    }
+}
+
+/// A POST that passed every check: the message, and the envelope it came in when it was encrypted
+/// (`None` for a plaintext WeChat request), which decides the shape of a passive reply.
+#[derive(Debug)]
+pub struct Opened {
+    pub message: CallbackMessage,
+    pub envelope: Option<EnvelopeFormat>,
 }
 
 /// The official account's token, redacted in Debug.
@@ -184,6 +236,10 @@ impl Receiver {
                         w.corpid.as_str(),
                     ),
                     agentid: Some(app.agentid.get()),
+                    replies: PassiveReplies {
+                        default_reply: app.default_reply.clone(),
+                        subscribe_reply: app.subscribe_reply.clone(),
+                    },
                 })
             }
             CallbackSource::WecomContacts => {
@@ -199,6 +255,7 @@ impl Receiver {
                         w.corpid.as_str(),
                     ),
                     agentid: None,
+                    replies: PassiveReplies::default(),
                 })
             }
             CallbackSource::OfficialAccount(name) => {
@@ -208,13 +265,38 @@ impl Receiver {
                     .official_accounts
                     .get(name)
                     .ok_or_else(unknown)?;
-                Ok(Receiver::OfficialAccount {
+                Ok(Receiver::Wechat {
                     token: PlainToken(secrecy::SecretString::from(oa.token.expose().to_owned())),
                     crypto: oa
                         .aes_key
                         .as_ref()
                         .map(|k| CallbackCrypto::with_key(oa.token.expose(), k, oa.appid.as_str())),
                     mode: oa.mode,
+                    replies: PassiveReplies {
+                        default_reply: oa.default_reply.clone(),
+                        subscribe_reply: oa.subscribe_reply.clone(),
+                    },
+                })
+            }
+            CallbackSource::MiniProgram(name) => {
+                let mp = t
+                    .config
+                    .wechat
+                    .mini_programs
+                    .get(name)
+                    .ok_or_else(unknown)?;
+                let push = mp.push.as_ref().ok_or_else(|| {
+                    not_configured(format!(
+                        "tenants.{tenant}.wechat.mini_programs.{name}.push_token"
+                    ))
+                })?;
+                Ok(Receiver::Wechat {
+                    token: PlainToken(secrecy::SecretString::from(push.token.expose().to_owned())),
+                    crypto: push.aes_key.as_ref().map(|k| {
+                        CallbackCrypto::with_key(push.token.expose(), k, mp.appid.as_str())
+                    }),
+                    mode: push.mode,
+                    replies: PassiveReplies::default(),
                 })
             }
         }
@@ -231,7 +313,7 @@ impl Receiver {
                 let sig = need(&q.msg_signature, "msg_signature")?;
                 Ok(crypto.verify_url(sig, timestamp, nonce, echostr)?)
             }
-            Receiver::OfficialAccount { token, .. } => {
+            Receiver::Wechat { token, .. } => {
                 use secrecy::ExposeSecret as _;
                 let sig = need(&q.signature, "signature")?;
                 wx_crypto::verify_signature(token.0.expose_secret(), timestamp, nonce, sig)?;
@@ -241,7 +323,7 @@ impl Receiver {
     }
 
     /// POST: verify, decrypt and parse the body into a message. Nothing is stored here.
-    pub fn open(&self, q: &CallbackQuery, body: &[u8]) -> Result<CallbackMessage, ReceiveError> {
+    pub fn open(&self, q: &CallbackQuery, body: &[u8]) -> Result<Opened, ReceiveError> {
         if body.len() > MAX_BODY_BYTES {
             return Err(ReceiveError::BodyTooLarge {
                 limit: MAX_BODY_BYTES,
@@ -250,11 +332,13 @@ impl Receiver {
         let timestamp = need(&q.timestamp, "timestamp")?;
         let nonce = need(&q.nonce, "nonce")?;
         match self {
-            Receiver::Wecom { crypto, agentid } => {
+            Receiver::Wecom {
+                crypto, agentid, ..
+            } => {
                 let sig = need(&q.msg_signature, "msg_signature")?;
-                let msg = crypto
-                    .decrypt_body(sig, timestamp, nonce, body)?
-                    .into_message()?;
+                let verified = crypto.decrypt_body(sig, timestamp, nonce, body)?;
+                let envelope = verified.format();
+                let msg = verified.into_message()?;
                 if let (Some(expected), Some(actual)) = (agentid, msg.agent_id())
                     && !actual.trim().is_empty()
                     && actual.trim() != expected.to_string()
@@ -263,24 +347,31 @@ impl Receiver {
                         "the message is for agentid {actual}, this endpoint is agentid {expected}"
                     )));
                 }
-                Ok(msg)
+                Ok(Opened {
+                    message: msg,
+                    envelope: Some(envelope),
+                })
             }
-            Receiver::OfficialAccount {
+            Receiver::Wechat {
                 token,
                 crypto,
                 mode,
+                ..
             } => {
                 use secrecy::ExposeSecret as _;
                 let encrypted = q.encrypt_type.as_deref() == Some("aes");
                 match (mode, crypto, encrypted) {
                     (MessageMode::Safe | MessageMode::Compat, Some(crypto), true) => {
                         let sig = need(&q.msg_signature, "msg_signature")?;
-                        Ok(crypto
-                            .decrypt_body(sig, timestamp, nonce, body)?
-                            .into_message()?)
+                        let verified = crypto.decrypt_body(sig, timestamp, nonce, body)?;
+                        let envelope = verified.format();
+                        Ok(Opened {
+                            message: verified.into_message()?,
+                            envelope: Some(envelope),
+                        })
                     }
                     (MessageMode::Safe, _, _) => Err(ReceiveError::BadRequest(
-                        "this official account is in safe mode: the callback must be encrypted \
+                        "this account is in safe mode: the callback must be encrypted \
                          (encrypt_type=aes)"
                             .to_owned(),
                     )),
@@ -295,11 +386,104 @@ impl Receiver {
                         let text = std::str::from_utf8(body).map_err(|_| {
                             ReceiveError::BadRequest("the body is not UTF-8".to_owned())
                         })?;
-                        Ok(CallbackMessage::parse(text)?)
+                        Ok(Opened {
+                            message: CallbackMessage::parse(text)?,
+                            envelope: None,
+                        })
                     }
                 }
             }
         }
+    }
+
+    /// The passive reply to an accepted message, or `None` when this endpoint has nothing configured
+    /// for it (then answer [`CallbackSource::no_reply`]). A text reply with `ToUserName` and
+    /// `FromUserName` swapped from the message, in the message's own format (XML, or JSON for a JSON
+    /// push); encrypted into the envelope the request came in (`Encrypt`, `MsgSignature` over the
+    /// reply's timestamp and nonce, `TimeStamp`, `Nonce`) when the request was encrypted — always on
+    /// WeCom and in safe mode, in compatible mode when the request was — and plain otherwise.
+    /// `now_secs` is both `CreateTime` and `TimeStamp`; the docs suggest echoing the request's `nonce`;
+    /// `random16` are the 16 random bytes of the ciphertext. A redelivery gets the same reply.
+    pub fn passive_reply(
+        &self,
+        opened: &Opened,
+        now_secs: i64,
+        nonce: &str,
+        random16: [u8; 16],
+    ) -> Result<Option<PassiveReply>, ReceiveError> {
+        let (replies, crypto) = match self {
+            Receiver::Wecom {
+                replies, crypto, ..
+            } => (replies, Some(crypto)),
+            Receiver::Wechat {
+                replies, crypto, ..
+            } => (replies, crypto.as_ref()),
+        };
+        let msg = &opened.message;
+        let Some(content) = replies.text_for(msg) else {
+            return Ok(None);
+        };
+        let (Some(to), Some(from)) = (msg.from_user(), msg.to_user()) else {
+            return Ok(None);
+        };
+        let plaintext = reply_plaintext(msg.format(), to, from, now_secs, content)?;
+        match (opened.envelope, crypto) {
+            (Some(format), Some(crypto)) => {
+                let body = crypto.encrypt_envelope(
+                    &plaintext,
+                    &now_secs.to_string(),
+                    nonce,
+                    random16,
+                    format,
+                )?;
+                Ok(Some(PassiveReply {
+                    body,
+                    json: format != EnvelopeFormat::Xml,
+                }))
+            }
+            _ => Ok(Some(PassiveReply {
+                body: plaintext,
+                json: msg.format() == PayloadFormat::Json,
+            })),
+        }
+    }
+}
+
+/// The body of a passive reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassiveReply {
+    pub body: String,
+    /// JSON (an encrypted JSON envelope or a plain JSON reply) rather than XML.
+    pub json: bool,
+}
+
+/// `<xml><ToUserName/><FromUserName/><CreateTime/><MsgType>text</MsgType><Content/></xml>`, or the same
+/// keys as a JSON object (`CreateTime` a number) for a JSON push.
+fn reply_plaintext(
+    format: PayloadFormat,
+    to: &str,
+    from: &str,
+    create_time: i64,
+    content: &str,
+) -> Result<String, ReceiveError> {
+    match format {
+        PayloadFormat::Xml => {
+            let mut b = wx_crypto::XmlBuilder::new();
+            b.cdata("ToUserName", to)
+                .cdata("FromUserName", from)
+                .text("CreateTime", &create_time.to_string())
+                .cdata("MsgType", "text")
+                .cdata("Content", content);
+            Ok(b.finish())
+        }
+        PayloadFormat::Json => serde_json::to_string(&serde_json::json!({
+            "ToUserName": to,
+            "FromUserName": from,
+            "CreateTime": create_time,
+            "MsgType": "text",
+            "Content": content,
+        }))
+        .map_err(|e| ReceiveError::BadRequest(format!("cannot write the reply: {e}"))),
     }
 }
 

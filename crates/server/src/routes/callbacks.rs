@@ -1,7 +1,8 @@
 //! Callback endpoints (`domain::callbacks`): what WeCom and WeChat call. GET verifies the URL; POST is
-//! verified, decrypted, parsed and written to the inbox before the answer, which is an empty body
-//! (WeCom) or `success` (WeChat) whatever happens downstream: the dispatch worker handles the row later.
-//! A redelivery is answered the same way and stores nothing new.
+//! verified, decrypted, parsed and written to the inbox before the answer, which is the configured
+//! passive reply (encrypted when the request was) or else an empty body (WeCom) or `success` (WeChat),
+//! whatever happens downstream: the dispatch worker handles the row later. A redelivery is answered the
+//! same way and stores nothing new.
 //!
 //! Refusals are JSON errors (`{"error": {"code", "message"}}`) and store nothing: 404 for an unknown
 //! tenant or app or one without a callback configured, 413 for a body over 64 KiB, 403 for a bad
@@ -37,6 +38,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/callback/{tenant}/wechat/official-accounts/{name}",
             get(verify_official_account).post(receive_official_account),
+        )
+        .route(
+            "/callback/{tenant}/wechat/mini-programs/{name}",
+            get(verify_mini_program).post(receive_mini_program),
         )
 }
 
@@ -122,28 +127,36 @@ async fn receive(
 ) -> Result<Response, Refusal> {
     let receiver = Receiver::resolve(&state.tenants, tenant, &source)?;
     let body = read_body(body).await?;
-    let msg = receiver.open(q, &body)?;
+    let opened = receiver.open(q, &body)?;
     let db = state.db.as_ref().ok_or_else(|| {
         Refusal(ReceiveError::Inbox(
             "the server runs without a database".to_owned(),
         ))
     })?;
     let now = state.tenants.tokens().clock().now_ms();
-    let accepted = state.inbox.accept(db, tenant, &source, &msg, now).await?;
+    let accepted = state
+        .inbox
+        .accept(db, tenant, &source, &opened.message, now)
+        .await?;
     tracing::debug!(tenant, callback.source = %source.key(), inbox.id = ?accepted.id,
         callback.duplicate = accepted.duplicate, "callback accepted");
-    let answer = match source {
-        CallbackSource::OfficialAccount(_) => "success",
-        _ => "",
+    // The row is committed: from here on the answer is 200 whatever happens. The request's nonce
+    // (present: `open` checked it) is echoed in an encrypted reply, as the docs suggest.
+    let nonce = q.nonce.as_deref().unwrap_or_default();
+    let reply = match receiver.passive_reply(&opened, now.div_euclid(1000), nonce, rand::random()) {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::error!(tenant, callback.source = %source.key(), error = %e,
+                "passive reply not built; answered without one");
+            None
+        }
     };
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; charset=utf-8",
-        )],
-        answer,
-    )
-        .into_response())
+    let (content_type, answer) = match reply {
+        Some(r) if r.json => ("application/json", r.body),
+        Some(r) => ("application/xml; charset=utf-8", r.body),
+        None => ("text/plain; charset=utf-8", source.no_reply().to_owned()),
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], answer).into_response())
 }
 
 async fn verify_app(
@@ -202,4 +215,21 @@ async fn receive_official_account(
         body,
     )
     .await
+}
+
+async fn verify_mini_program(
+    State(state): State<AppState>,
+    Path((tenant, name)): Path<(String, String)>,
+    Query(q): Query<CallbackQuery>,
+) -> Result<Response, Refusal> {
+    verify(&state, &tenant, &CallbackSource::MiniProgram(name), &q)
+}
+
+async fn receive_mini_program(
+    State(state): State<AppState>,
+    Path((tenant, name)): Path<(String, String)>,
+    Query(q): Query<CallbackQuery>,
+    body: Body,
+) -> Result<Response, Refusal> {
+    receive(&state, &tenant, CallbackSource::MiniProgram(name), &q, body).await
 }

@@ -7,6 +7,9 @@
 //! - `GET .../messages` (latest first) and `GET .../messages/{id}`: status, per-call results, invalid
 //!   recipients by local id.
 //! - `POST .../messages/{id}/recall`: `message/recall` for every sent call.
+//!
+//! `POST /api/v1/messages`, `GET /api/v1/messages/{id}` and `POST /api/v1/messages/{id}/recall` are the
+//! same with the tenant taken from the API key (a key belongs to exactly one tenant; 401 otherwise).
 
 use axum::Json;
 use axum::Router;
@@ -21,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::directory::{bad_query, database, limit, parse_id};
 use crate::AppState;
-use crate::auth::authorised_tenant;
+use crate::auth::{authorised_tenant, tenant_of_api_key};
 use crate::error::{ErrorBody, ErrorDetail, WebError};
 
 const DEFAULT_LIST_LIMIT: u32 = 20;
@@ -38,6 +41,12 @@ pub fn routes() -> Router<AppState> {
         .route(
             &format!("{T}/messages/{{message_id}}/recall"),
             post(recall_message),
+        )
+        .route("/api/v1/messages", post(send_message_by_key))
+        .route("/api/v1/messages/{message_id}", get(get_message_by_key))
+        .route(
+            "/api/v1/messages/{message_id}/recall",
+            post(recall_message_by_key),
         )
 }
 
@@ -142,17 +151,88 @@ pub async fn send_message(
     body: Bytes,
 ) -> Result<Response, MessageRouteError> {
     let tenant = authorised_tenant(&state, &tenant_key, &headers)?.clone();
+    let status_base = format!("/api/v1/tenants/{tenant_key}/messages");
+    send(&state, &tenant, &status_base, &body).await
+}
+
+/// Accept a message into the outbox of the API key's tenant.
+#[utoipa::path(post, path = "/api/v1/messages", tag = "messages",
+    request_body = SendRequest,
+    security(("api_key" = [])),
+    responses(
+        (status = 202, description = "Stored in the outbox (or the same request replayed with its key)",
+         body = SendMessageResponse),
+        (status = 400, description = "A malformed body, no recipients, bad content, an unknown app or role",
+         body = crate::error::ErrorBody),
+        (status = 401, description = "Missing API key, or one no tenant has", body = crate::error::ErrorBody),
+        (status = 409, description = "`idempotency_key_reused`: the key was used with another request",
+         body = crate::error::ErrorBody),
+    ))]
+pub async fn send_message_by_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, MessageRouteError> {
+    let tenant = tenant_of_api_key(&state, &headers)?.clone();
+    send(&state, &tenant, "/api/v1/messages", &body).await
+}
+
+/// One message of the API key's tenant.
+#[utoipa::path(get, path = "/api/v1/messages/{message_id}", tag = "messages",
+    params(("message_id" = i64, Path, description = "Message id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The message", body = MessageView),
+        (status = 400, description = "A non-numeric id", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing API key, or one no tenant has", body = crate::error::ErrorBody),
+        (status = 404, description = "No such message in the key's tenant", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_message_by_key(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<MessageView>, MessageRouteError> {
+    let tenant_key = tenant_of_api_key(&state, &headers)?.key().to_owned();
+    get_message(State(state), Path((tenant_key, raw_id)), headers).await
+}
+
+/// Recall a message of the API key's tenant.
+#[utoipa::path(post, path = "/api/v1/messages/{message_id}/recall", tag = "messages",
+    params(("message_id" = i64, Path, description = "Message id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "What happened to each sent call", body = RecallResponse),
+        (status = 400, description = "A non-numeric id", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing API key, or one no tenant has", body = crate::error::ErrorBody),
+        (status = 404, description = "No such message in the key's tenant", body = crate::error::ErrorBody),
+    ))]
+pub async fn recall_message_by_key(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<RecallResponse>, MessageRouteError> {
+    let tenant_key = tenant_of_api_key(&state, &headers)?.key().to_owned();
+    recall_message(State(state), Path((tenant_key, raw_id)), headers).await
+}
+
+/// Validate and store `body` for `tenant`; the status URL is `{status_base}/{id}`.
+async fn send(
+    state: &AppState,
+    tenant: &domain::Tenant,
+    status_base: &str,
+    body: &[u8],
+) -> Result<Response, MessageRouteError> {
     // Through a Value first: serde would also read a struct from a JSON array.
-    let value: serde_json::Value = serde_json::from_slice(&body)
+    let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| WebError::BadRequest(format!("bad request body: {e}")))?;
     if !value.is_object() {
         return Err(WebError::BadRequest("the request body must be a JSON object".into()).into());
     }
     let request: SendRequest = serde_json::from_value(value)
         .map_err(|e| WebError::BadRequest(format!("bad request body: {e}")))?;
-    let db = database(&state)?;
-    let accepted = messages::accept(db, &tenant, &request, now_ms(&state)).await?;
-    let status_url = format!("/api/v1/tenants/{tenant_key}/messages/{}", accepted.id);
+    let db = database(state)?;
+    let accepted = messages::accept(db, tenant, &request, now_ms(state)).await?;
+    let status_url = format!("{status_base}/{}", accepted.id);
     let mut resp = (
         StatusCode::ACCEPTED,
         Json(SendMessageResponse {

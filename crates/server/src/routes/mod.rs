@@ -5,6 +5,7 @@ pub(crate) mod callbacks;
 pub(crate) mod directory;
 pub(crate) mod health;
 pub(crate) mod identities;
+pub(crate) mod inbox;
 pub(crate) mod jssdk;
 pub(crate) mod messages;
 pub(crate) mod miniprogram;
@@ -29,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .merge(sync_routes())
         .merge(auth::routes())
         .merge(callbacks::routes())
+        .merge(inbox::routes())
         .merge(jssdk_routes())
         .merge(miniprogram::routes())
         .merge(messages::routes())

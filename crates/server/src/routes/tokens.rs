@@ -9,7 +9,7 @@ use domain::TokenHealth;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::auth::is_authorised;
+use crate::auth::authorised_tenant;
 use crate::error::WebError;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -40,14 +40,7 @@ pub async fn token_health(
     Query(query): Query<TokenHealthQuery>,
     headers: HeaderMap,
 ) -> Result<Json<TokenHealthResponse>, WebError> {
-    let tenant = state
-        .tenants
-        .get(&tenant_key)
-        .ok_or_else(|| WebError::TenantNotFound(tenant_key.clone()))?;
-    tracing::Span::current().record("tenant.key", tenant.key());
-    if !is_authorised(&headers, &tenant.config) {
-        return Err(WebError::Unauthorized);
-    }
+    let tenant = authorised_tenant(&state, &tenant_key, &headers)?;
     if query.probe {
         tenant.probe_tokens().await;
     }

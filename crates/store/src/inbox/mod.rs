@@ -239,6 +239,15 @@ impl Db {
         dispatch!(self, counts(tenant))
     }
 
+    /// One of a tenant's messages by id (None when it is not this tenant's).
+    pub async fn inbox_message(
+        &self,
+        tenant: &str,
+        id: i64,
+    ) -> Result<Option<InboxMessage>, Error> {
+        dispatch!(self, get(tenant, id))
+    }
+
     /// Make a dead message pending again, due at `now_ms` (an operator's replay). False when it is not
     /// a dead message of this tenant.
     pub async fn requeue_dead_inbox(

@@ -236,6 +236,17 @@ pub(super) async fn counts(pool: &Pool, tenant: &str) -> Result<Vec<(InboxStatus
         .collect()
 }
 
+pub(super) async fn get(pool: &Pool, tenant: &str, id: i64) -> Result<Option<InboxMessage>, Error> {
+    let sql = format!("SELECT {COLS} FROM callback_inbox WHERE tenant = $1 AND id = $2");
+    let row: Option<Row> = sqlx::query_as(&sql)
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(query_error)?;
+    row.map(from_row).transpose()
+}
+
 pub(super) async fn requeue_dead(
     pool: &Pool,
     tenant: &str,
