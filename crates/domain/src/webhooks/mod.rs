@@ -185,10 +185,12 @@ pub async fn replay(
         tracing::info!(tenant, webhook.id = id, "dead webhook delivery replayed");
         return Ok(ReplayOutcome::Replayed);
     }
-    Ok(match db.webhook_delivery(tenant, id).await.map_err(db_err)? {
-        None => ReplayOutcome::NotFound,
-        Some(d) => ReplayOutcome::NotDead(d.status),
-    })
+    Ok(
+        match db.webhook_delivery(tenant, id).await.map_err(db_err)? {
+            None => ReplayOutcome::NotFound,
+            Some(d) => ReplayOutcome::NotDead(d.status),
+        },
+    )
 }
 
 /// [`replay`] every dead delivery of `tenant`; how many.

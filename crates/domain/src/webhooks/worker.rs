@@ -62,7 +62,10 @@ pub struct WebhookWorker {
 
 enum Attempt {
     Delivered(i64),
-    Failed { error: String, code: Option<i64> },
+    Failed {
+        error: String,
+        code: Option<i64>,
+    },
     /// Not attemptable at all (the tenant lost its webhook): dead at once.
     Unsendable(String),
 }
@@ -128,7 +131,13 @@ impl WebhookWorker {
         for tenant in self.tenants.iter() {
             rows.extend(
                 self.db
-                    .claim_webhooks(tenant.key(), &o.worker_id, self.now_ms(), ms(o.lease), o.batch)
+                    .claim_webhooks(
+                        tenant.key(),
+                        &o.worker_id,
+                        self.now_ms(),
+                        ms(o.lease),
+                        o.batch,
+                    )
                     .await
                     .map_err(|e| DomainError::Database(e.to_string()))?,
             );
@@ -137,8 +146,7 @@ impl WebhookWorker {
             claimed: rows.len(),
             ..WebhookReport::default()
         };
-        let outcomes =
-            futures::future::join_all(rows.iter().map(|row| self.attempt(row))).await;
+        let outcomes = futures::future::join_all(rows.iter().map(|row| self.attempt(row))).await;
         for (row, attempt) in rows.iter().zip(outcomes) {
             let now = self.now_ms();
             let max_attempts = self
