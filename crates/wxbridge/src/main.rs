@@ -32,6 +32,9 @@ enum Command {
     Migrate(cmd::migrate::MigrateArgs),
     /// Print the REST API's OpenAPI document.
     Openapi(cmd::openapi::OpenapiArgs),
+    /// Ways into the admin UI: `admin token` (bootstrap token + its hash), `admin link` (one-time link).
+    #[command(subcommand)]
+    Admin(cmd::admin::AdminCmd),
     /// Make or hash a per-tenant API key (the configuration stores only hashes).
     #[command(subcommand, name = "api-key")]
     ApiKey(cmd::api_key::ApiKeyCmd),
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => cmd::migrate::run(args),
         // `sync` has its own exit codes (see `wxbridge sync --help`).
         Command::Sync(args) => return cmd::sync::main(args),
+        Command::Admin(c) => cmd::admin::run(c),
         Command::ApiKey(c) => cmd::api_key::run(c),
         Command::Openapi(args) => cmd::openapi::run(args),
         Command::Crypto(c) => cmd::crypto::run_crypto(c),

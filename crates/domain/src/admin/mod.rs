@@ -22,7 +22,9 @@ use std::time::Duration;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use store::{AdminKind, AdminSessionRow, Db, LinkConsume, RoleId, User, UserStatus};
+/// How an operator signed in (re-exported so the server layer does not depend on `store`).
+pub use store::AdminKind;
+use store::{AdminSessionRow, Db, LinkConsume, RoleId, User, UserStatus};
 use wx_api::clock::Clock;
 use wxbridge_config::{ApiKeyHash, TenantConfig};
 

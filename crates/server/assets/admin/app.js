@@ -1194,7 +1194,8 @@ async function pageMessages(ctx, main) {
     }
     let d;
     try {
-      d = await api('GET', tApi(t, '/messages?limit=50'));
+      // The admin delivery log: the tenant API's messages plus each call's userids and department ids.
+      d = await api('GET', aApi(t, '/messages?limit=50'));
     } catch (e) {
       if (ctx.alive()) clear(logBox).append(errorBox(e));
       return;

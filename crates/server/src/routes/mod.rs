@@ -1,5 +1,6 @@
 //! The route table. Each submodule holds the handlers of one area.
 
+pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod callbacks;
 pub(crate) mod directory;
@@ -13,6 +14,7 @@ pub(crate) mod progress;
 pub(crate) mod sessions;
 pub(crate) mod sync;
 pub(crate) mod tokens;
+pub(crate) mod webhooks;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -35,6 +37,8 @@ pub fn routes() -> Router<AppState> {
         .merge(miniprogram::routes())
         .merge(messages::routes())
         .merge(identities::routes())
+        .merge(webhooks::routes())
+        .merge(admin::routes())
         .route(
             "/api/v1/tenants/{tenant}/sessions/verify",
             post(sessions::verify_session),

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use domain::check::CheckReport;
+use wx_api::clock::SystemClock;
 use wxbridge_config::{FileConfig, FileSecret, Sources};
 
 use super::serve::{init_tracing, load_or_print, runtime, start};
@@ -72,13 +73,25 @@ async fn demo(args: DemoArgs) -> CmdResult {
         dir.join("wxbridge.db").display()
     )));
     let (api_key, hash) = server::auth::generate_api_key();
+    // The admin UI: a bootstrap token (only its hash in the config), and WeCom sign-in for every member
+    // of the root department (1) through the first app, so the simulated login page signs anyone in.
+    let (admin_token, admin_hash) = domain::admin::generate_admin_token();
+    file.server.admin_token_hash = Some(admin_hash.to_file_string());
+    let admin_app = info
+        .corps
+        .first()
+        .and_then(|c| c.apps.first())
+        .map(|a| a.name.clone());
     if let Some(t) = file.tenants.get_mut("demo") {
         t.api_key_hashes = vec![hash.to_file_string()];
+        let admin = t.admin.get_or_insert_with(Default::default);
+        admin.app = admin_app;
+        admin.wecom_department_ids = vec![1];
     }
     let config_path = dir.join("wxbridge.toml");
     let text = file.to_toml_string().map_err(CmdError::new)?;
     let header = "# Written by `wxbridge demo`: tenant `demo` points at the in-process simulator.\n\
-                  # Its secrets are the simulator's; the API key is stored only as a hash.\n\n";
+                  # Its secrets are the simulator's; the API key and the admin token are stored only as hashes.\n\n";
     std::fs::write(&config_path, format!("{header}{text}"))
         .map_err(|e| CmdError::new(format!("cannot write {}: {e}", config_path.display())))?;
 
@@ -136,9 +149,30 @@ async fn demo(args: DemoArgs) -> CmdResult {
         .trim_end_matches('/')
         .to_owned();
     let sim_url = running.base_url.clone();
+    // A one-time admin sign-in link (only its hash is stored), scoped to the demo tenant.
+    let admin_link = match &state.db {
+        Some(db) => domain::admin::Admin::new(db.clone(), std::sync::Arc::new(SystemClock))
+            .issue_link(&domain::admin::TenantScope::Tenant("demo".to_owned()))
+            .await
+            .map(|t| format!("{bridge_url}/admin/login/link?token={}", t.expose()))
+            .map_err(|e| CmdError::new(format!("cannot store the admin sign-in link: {e}")))?,
+        None => return Err(CmdError::new("the demo bridge has no database")),
+    };
     println!("\nwxbridge demo is running (Ctrl-C to stop)");
     println!("  config:        {}", config_path.display());
     println!("  bridge:        {bridge_url}");
+    println!("  admin UI:      {bridge_url}/admin/");
+    println!(
+        "  admin sign-in: {admin_link}   (one-time, 15 minutes; `wxbridge admin link --config {} --tenant demo` makes another)",
+        config_path.display()
+    );
+    println!(
+        "  admin token:   {}   (shown once; only its hash is in the config)",
+        admin_token.expose()
+    );
+    println!(
+        "  admin WeCom sign-in:   {bridge_url}/admin/login/wecom?tenant=demo   (any member: the simulator's login page)"
+    );
     println!("  health:        {bridge_url}/healthz   readiness: {bridge_url}/readyz");
     println!("  API key:       {api_key}   (shown once; only its hash is in the config)");
     let auth = format!("-H 'Authorization: Bearer {api_key}'");

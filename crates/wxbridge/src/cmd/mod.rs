@@ -1,6 +1,7 @@
 //! One module per subcommand. Each exposes its clap `Args` (or subcommand enum) and a `run` function
 //! returning `Result<(), CmdError>`; `main` turns an error into exit code 1 and one line on stderr.
 
+pub mod admin;
 pub mod api_key;
 pub mod bench;
 pub mod bench_callbacks;
