@@ -161,18 +161,6 @@ async fn demo(args: DemoArgs) -> CmdResult {
     println!("\nwxbridge demo is running (Ctrl-C to stop)");
     println!("  config:        {}", config_path.display());
     println!("  bridge:        {bridge_url}");
-    println!("  admin UI:      {bridge_url}/admin/");
-    println!(
-        "  admin sign-in: {admin_link}   (one-time, 15 minutes; `wxbridge admin link --config {} --tenant demo` makes another)",
-        config_path.display()
-    );
-    println!(
-        "  admin token:   {}   (shown once; only its hash is in the config)",
-        admin_token.expose()
-    );
-    println!(
-        "  admin WeCom sign-in:   {bridge_url}/admin/login/wecom?tenant=demo   (any member: the simulator's login page)"
-    );
     println!("  health:        {bridge_url}/healthz   readiness: {bridge_url}/readyz");
     println!("  API key:       {api_key}   (shown once; only its hash is in the config)");
     let auth = format!("-H 'Authorization: Bearer {api_key}'");
@@ -221,6 +209,20 @@ async fn demo(args: DemoArgs) -> CmdResult {
         println!("  WeChat website QR:     {bridge_url}/auth/demo/wechat/website/login?{me}");
     }
     println!("  JSSDK demo page:       {bridge_url}/sdk/demo.html");
+    // The admin UI last, the one-time link as the very last line: scripts that read this output (the
+    // browser tests) have everything above once they see it.
+    println!("  admin UI:              {bridge_url}/admin/");
+    println!(
+        "  admin WeCom sign-in:   {bridge_url}/admin/login/wecom?tenant=demo   (any member: the simulator's login page)"
+    );
+    println!(
+        "  admin token:           {}   (shown once; only its hash is in the config)",
+        admin_token.expose()
+    );
+    println!(
+        "  admin sign-in link:    {admin_link}\n                         (one-time, 15 minutes; `wxbridge admin link --config {} --tenant demo` makes another)",
+        config_path.display()
+    );
 
     let result = bridge
         .await
