@@ -90,6 +90,13 @@ pub async fn serve_on(
     let outbox = state.db.clone().map(|db| {
         domain::messages::OutboxWorker::new(db, state.tenants.clone(), Default::default()).spawn()
     });
+    // The business webhook's delivery worker, likewise.
+    let _webhooks = state.db.clone().and_then(|db| {
+        domain::webhooks::WebhookWorker::new(db, state.tenants.clone(), Default::default())
+            .map_err(|e| tracing::error!(error = %e, "webhook worker not started"))
+            .ok()
+            .map(domain::webhooks::WebhookWorker::spawn)
+    });
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

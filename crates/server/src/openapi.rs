@@ -12,6 +12,7 @@ use crate::routes::identities;
 use crate::routes::inbox;
 use crate::routes::jssdk;
 use crate::routes::messages;
+use crate::routes::webhooks;
 use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
 
 #[derive(OpenApi)]
@@ -58,7 +59,11 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         messages::recall_message_by_key,
         inbox::list_inbox,
         inbox::inbox_stats,
-        inbox::requeue_inbox
+        inbox::requeue_inbox,
+        webhooks::list_deliveries,
+        webhooks::get_delivery,
+        webhooks::replay_delivery,
+        webhooks::replay_dead
     ),
     components(schemas(
         ErrorBody,
@@ -126,7 +131,12 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         inbox::InboxListResponse,
         inbox::InboxStatusCount,
         inbox::InboxStatsResponse,
-        inbox::RequeueResponse
+        inbox::RequeueResponse,
+        webhooks::WebhookDeliveryDto,
+        webhooks::WebhookCount,
+        webhooks::WebhookDeliveriesResponse,
+        webhooks::WebhookReplayResponse,
+        webhooks::WebhookReplayDeadResponse
     )),
     modifiers(&ApiKeyScheme),
     tags(
@@ -138,6 +148,7 @@ use crate::routes::{directory, health, miniprogram, sessions, sync, tokens};
         (name = "identities", description = "Operator link / unlink of WeChat identities, audited"),
         (name = "jssdk", description = "wx.config / wx.agentConfig parameters for a page (public; CORS for the app's JS-safe domains)"),
         (name = "messages", description = "Message push through WeCom apps: the outbox, status per call, recall"),
+        (name = "webhooks", description = "Business webhook deliveries: list, dead letters, replay"),
         (name = "callbacks", description = "The callback inbox: stored callbacks, counts by status, requeue of dead ones"),
         (name = "miniprograms", description = "Mini-program login (code -> session token), encryptedData decryption and phone numbers"),
     )

@@ -1,12 +1,25 @@
-//! The dispatch worker: claims inbox rows and handles them.
+//! The dispatch worker: claims inbox rows (every row starts `pending`) and handles them.
 //!
 //! - `change_contact` goes to [`crate::directory::incremental::apply_contact_change`] through the
 //!   tenant's directory credential ([`crate::directory::options::directory_credential`]), whichever
-//!   endpoint received it.
-//! - Everything else (messages, subscribe / unsubscribe, click, view, enter_agent, location, ...) is
-//!   stored as `pending_webhook` from the start ([`super::initial_status`]) and never claimed here: the
-//!   business webhook (issue 5 item 3) delivers those rows. Should one be claimed anyway it is finished
-//!   as `pending_webhook`. subscribe / unsubscribe do not touch the account graph yet.
+//!   endpoint received it; then one business webhook event says what changed:
+//!   `contact.user.created|updated|deleted`, `contact.department.created|updated|deleted` or
+//!   `contact.tag.updated`, with the WeCom ids and the local user / role ids after the apply.
+//! - `subscribe` / `unsubscribe` on an official account resolve the follower in the account graph
+//!   ([`crate::identity::AccountGraph::resolve_wechat_identity`]; `user/info` is asked for the unionid
+//!   on subscribe, and a failed read only means the identity converges at its next login), record the
+//!   subscribe state, and raise `user.subscribed` / `user.unsubscribed` (plus `user.merged` for each
+//!   merge the resolution caused).
+//! - Every other message is `message.received`, every other event `event.received`, with the sender
+//!   (WeCom userid or openid), the local user when the bridge knows them, and the parsed fields.
+//!
+//! Webhook events are enqueued ([`crate::webhooks::enqueue`]) in the row's handling, before the row is
+//! marked done, under ids derived from the row (`inbox:<row id>:<type>`; merges `user.merged:<merge
+//! id>`): a row handled again after a crash enqueues nothing new. A tenant without a webhook, or one
+//! whose `events` do not select the type, stores nothing and the row is simply done. One window
+//! remains: a worker that dies after a resolution merged users and before its `user.merged` event was
+//! stored loses that event (the merge itself is in `user_merges`; the re-handled row finds nothing
+//! left to merge).
 //!
 //! Exactly once: a claim is a lease (`lease`), so a crashed worker's rows come back; the apply is
 //! idempotent (it re-reads upstream and writes nothing for a redelivered event), and the row is marked
@@ -21,14 +34,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use store::{InboxMessage, InboxStatus};
 use wx_crypto::CallbackMessage;
+use wx_crypto::message::{ChangeType, ContactChange};
 
-use crate::directory::incremental::{IncrementalOptions, apply_contact_change};
+use crate::directory::incremental::{
+    ChangeAction, IncrementalOptions, IncrementalOutcome, apply_contact_change,
+};
 use crate::directory::options::{directory_credential, no_directory_app_reason};
 use crate::error::DomainError;
-use crate::{Db, Tenants};
+use crate::identity::{AccountGraph, AppKind, IdentityError, WechatLogin, WechatProfile};
+use crate::webhooks::{self, WebhookEvent};
+use crate::{CredentialKind, Db, Tenant, Tenants};
 
 /// How the worker claims and retries.
 #[derive(Debug, Clone)]
@@ -70,7 +88,8 @@ impl Default for DispatchOptions {
 pub struct DispatchReport {
     pub claimed: usize,
     pub done: usize,
-    pub webhook: usize,
+    /// Webhook events newly stored for delivery by the rows done in this claim.
+    pub webhooks: usize,
     pub retried: usize,
     pub dead: usize,
     /// Rows whose claim had moved on before this worker finished them (nothing written).
@@ -86,14 +105,51 @@ pub struct Dispatcher {
 }
 
 enum Verdict {
-    Done(String),
-    Webhook,
+    /// Handled: the outcome JSON, and how many webhook events were newly stored.
+    Done(String, usize),
     Retry(String),
     Dead(String),
 }
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The event type a `change_contact` raises; None for a ChangeType this version does not know.
+fn contact_event_type(change: &ChangeType) -> Option<&'static str> {
+    Some(match change {
+        ChangeType::CreateUser => "contact.user.created",
+        ChangeType::UpdateUser => "contact.user.updated",
+        ChangeType::DeleteUser => "contact.user.deleted",
+        ChangeType::CreateParty => "contact.department.created",
+        ChangeType::UpdateParty => "contact.department.updated",
+        ChangeType::DeleteParty => "contact.department.deleted",
+        ChangeType::UpdateTag => "contact.tag.updated",
+        ChangeType::Other(_) => return None,
+    })
+}
+
+/// The message's fields as a JSON object of strings (first occurrence of a name wins).
+fn fields_json(msg: &CallbackMessage) -> Value {
+    let mut m = Map::new();
+    for (k, v) in msg.fields() {
+        m.entry(k.to_owned())
+            .or_insert_with(|| Value::String(v.to_owned()));
+    }
+    Value::Object(m)
+}
+
+/// A store failure while handling a row: retried.
+fn retry_db(e: store::Error) -> Verdict {
+    Verdict::Retry(DomainError::Database(e.to_string()).to_string())
+}
+
+/// `(kind, name)` of an inbox row's `source` (`wechat_oa:<name>` -> `("wechat_oa", Some(name))`).
+fn split_source(source: &str) -> (&str, Option<&str>) {
+    match source.split_once(':') {
+        Some((kind, name)) => (kind, Some(name)),
+        None => (source, None),
+    }
 }
 
 impl Dispatcher {
@@ -137,14 +193,10 @@ impl Dispatcher {
             let verdict = self.handle(&row).await;
             let now = self.now_ms();
             let written = match &verdict {
-                Verdict::Done(outcome) => {
+                Verdict::Done(outcome, queued) => {
                     report.done += 1;
+                    report.webhooks += queued;
                     self.finish(&row, InboxStatus::Done, Some(outcome), None, now)
-                        .await
-                }
-                Verdict::Webhook => {
-                    report.webhook += 1;
-                    self.finish(&row, InboxStatus::PendingWebhook, None, None, now)
                         .await
                 }
                 Verdict::Dead(error) => {
@@ -221,34 +273,344 @@ impl Dispatcher {
             Ok(m) => m,
             Err(e) => return Verdict::Dead(format!("stored payload does not parse: {e}")),
         };
-        let Some(change) = msg.change_contact() else {
-            return Verdict::Webhook;
+        let handled = if let Some(change) = msg.change_contact() {
+            self.contact_change(tenant, row, &msg, &change).await
+        } else {
+            let (kind, name) = split_source(&row.source);
+            match (kind, name, msg.event()) {
+                ("wechat_oa", Some(account), Some(e @ ("subscribe" | "unsubscribe"))) => {
+                    self.subscription(tenant, row, &msg, account, e == "subscribe")
+                        .await
+                }
+                _ => self.received(tenant, row, &msg).await,
+            }
         };
+        let (mut outcome, events) = match handled {
+            Ok(x) => x,
+            Err(v) => return v,
+        };
+        let now = self.now_ms();
+        let mut queued = 0;
+        let mut ids = Vec::new();
+        for event in &events {
+            match webhooks::enqueue(&self.db, tenant, event, now).await {
+                Ok(Some(store::WebhookEnqueue::Created(_))) => {
+                    queued += 1;
+                    ids.push(event.id.clone());
+                }
+                Ok(Some(store::WebhookEnqueue::Existing(_))) => ids.push(event.id.clone()),
+                Ok(None) => {}
+                Err(e) => return Verdict::Retry(e.to_string()),
+            }
+        }
+        if let Value::Object(m) = &mut outcome {
+            m.insert("webhooks".to_owned(), json!(ids));
+        }
+        Verdict::Done(outcome.to_string(), queued)
+    }
+
+    /// Apply a `change_contact` event, then describe it for the webhook.
+    async fn contact_change(
+        &self,
+        tenant: &Tenant,
+        row: &InboxMessage,
+        msg: &CallbackMessage,
+        change: &ContactChange<'_>,
+    ) -> Result<(Value, Vec<WebhookEvent>), Verdict> {
         let Some(app) = directory_credential(tenant).and_then(|c| c.wecom()) else {
-            return Verdict::Dead(no_directory_app_reason(tenant));
+            return Err(Verdict::Dead(no_directory_app_reason(tenant)));
         };
         let clock = self.tenants.tokens().clock().clone();
-        match apply_contact_change(
+        let outcome = match apply_contact_change(
             &self.db,
             tenant.key(),
             app,
             clock.as_ref(),
-            &change,
+            change,
             &self.opts.incremental,
         )
         .await
         {
-            Ok(outcome) => Verdict::Done(
+            Ok(outcome) => outcome,
+            Err(e @ DomainError::ContactChange { .. }) => return Err(Verdict::Dead(e.to_string())),
+            Err(e) => return Err(Verdict::Retry(e.to_string())),
+        };
+        let summary = json!({
+            "change_type": outcome.change_type,
+            "action": outcome.action,
+            "wrote": outcome.wrote(),
+            "calls": outcome.calls,
+        });
+        let corpid = app.credentials().corpid.clone();
+        let events = match contact_event_type(&change.change_type()) {
+            Some(event_type) => {
+                let data = self
+                    .contact_data(tenant.key(), &corpid, row, msg, change, &outcome)
+                    .await?;
+                vec![WebhookEvent::from_inbox(row.id, event_type, data)]
+            }
+            None => Vec::new(),
+        };
+        Ok((summary, events))
+    }
+
+    /// The data of a `contact.*` event: the WeCom ids as sent and the local ids after the apply.
+    async fn contact_data(
+        &self,
+        tenant: &str,
+        corpid: &str,
+        row: &InboxMessage,
+        msg: &CallbackMessage,
+        change: &ContactChange<'_>,
+        outcome: &IncrementalOutcome,
+    ) -> Result<Value, Verdict> {
+        let mut data = json!({
+            "source": row.source,
+            "corpid": corpid,
+            "change_type": outcome.change_type,
+            "wrote": outcome.wrote(),
+            "fields": fields_json(msg),
+        });
+        let extra = match &outcome.action {
+            ChangeAction::Member {
+                userid,
+                user_id,
+                renamed_from,
+            } => json!({
+                "userid": userid,
+                "user_id": user_id,
+                "previous_userid": renamed_from,
+                "left": false,
+            }),
+            ChangeAction::MemberLeft { userid, user_id } => json!({
+                "userid": userid,
+                "user_id": user_id,
+                "left": true,
+            }),
+            ChangeAction::Department { department_id }
+            | ChangeAction::DepartmentArchived { department_id } => {
+                let role = self
+                    .db
+                    .role_by_department(tenant, corpid, *department_id)
+                    .await
+                    .map_err(retry_db)?;
                 json!({
-                    "change_type": outcome.change_type,
-                    "action": outcome.action,
-                    "wrote": outcome.wrote(),
-                    "calls": outcome.calls,
+                    "department_id": department_id,
+                    "role_id": role.map(|r| r.id.get()),
+                    "archived": matches!(outcome.action, ChangeAction::DepartmentArchived { .. }),
                 })
-                .to_string(),
-            ),
-            Err(e @ DomainError::ContactChange { .. }) => Verdict::Dead(e.to_string()),
-            Err(e) => Verdict::Retry(e.to_string()),
+            }
+            ChangeAction::Tag {
+                tagid, archived, ..
+            } => {
+                let role = self
+                    .db
+                    .role_by_tag(tenant, corpid, *tagid)
+                    .await
+                    .map_err(retry_db)?;
+                json!({
+                    "tagid": tagid,
+                    "role_id": role.map(|r| r.id.get()),
+                    "archived": archived,
+                    "add_userids": change.add_user_items(),
+                    "del_userids": change.del_user_items(),
+                    "add_department_ids": change.add_party_items().unwrap_or_default(),
+                    "del_department_ids": change.del_party_items().unwrap_or_default(),
+                })
+            }
+            ChangeAction::Ignored { reason } => {
+                // The ids as sent, and whatever the bridge holds for them.
+                let userid = change.user_id().map(str::trim).filter(|u| !u.is_empty());
+                let user_id = match userid {
+                    Some(u) => self
+                        .db
+                        .user_by_wecom_userid(tenant, corpid, u)
+                        .await
+                        .map_err(retry_db)?
+                        .map(|u| u.id.get()),
+                    None => None,
+                };
+                json!({
+                    "ignored": reason,
+                    "userid": userid,
+                    "user_id": user_id,
+                    "department_id": change.party_id().ok().flatten(),
+                    "tagid": change.tag_id().ok().flatten(),
+                })
+            }
+        };
+        if let (Value::Object(d), Value::Object(x)) = (&mut data, extra) {
+            d.extend(x);
+        }
+        Ok(data)
+    }
+
+    /// `subscribe` / `unsubscribe` on official account `account`: the follower into the account graph,
+    /// the subscribe state recorded, `user.subscribed` / `user.unsubscribed` (+ `user.merged`).
+    async fn subscription(
+        &self,
+        tenant: &Tenant,
+        row: &InboxMessage,
+        msg: &CallbackMessage,
+        account: &str,
+        subscribed: bool,
+    ) -> Result<(Value, Vec<WebhookEvent>), Verdict> {
+        let Some(cred) = tenant.credential(CredentialKind::OfficialAccount, account) else {
+            return Err(Verdict::Dead(format!(
+                "official account `{account}` is no longer configured in tenant `{}`",
+                tenant.key()
+            )));
+        };
+        let Some(openid) = msg.from_user().map(str::trim).filter(|o| !o.is_empty()) else {
+            return Err(Verdict::Dead(
+                "DM007 subscribe event without FromUserName".to_owned(),
+            ));
+        };
+        let mut login = WechatLogin {
+            appid: cred.owner.clone(),
+            app_kind: AppKind::OfficialAccount,
+            openid: openid.to_owned(),
+            unionid: None,
+            profile: WechatProfile::default(),
+        };
+        // The event carries only the openid; the unionid (which joins this follower to the same person
+        // in mini programs and the website app) comes from user/info, when the account may call it.
+        if subscribed && let Some(api) = cred.wechat() {
+            match api.user_info(openid).await {
+                Ok(info) => {
+                    login.unionid = info.unionid;
+                    login.profile = WechatProfile {
+                        nickname: info.nickname,
+                        avatar: info.headimgurl,
+                    };
+                }
+                Err(e) => tracing::info!(tenant = %tenant.key(), inbox.id = row.id, error = %e,
+                    "user/info failed; the follower is recorded without a unionid"),
+            }
+        }
+        let clock = self.tenants.tokens().clock().clone();
+        let graph = AccountGraph::new(self.db.clone(), clock);
+        let resolved = match graph.resolve_wechat_identity(tenant.key(), &login).await {
+            Ok(r) => r,
+            Err(e @ IdentityError::Store(_)) => return Err(Verdict::Retry(e.to_string())),
+            Err(e) => return Err(Verdict::Dead(e.to_string())),
+        };
+        let at_ms = msg
+            .create_time()
+            .map_or(row.received_at_ms, |s| s.saturating_mul(1000));
+        let changed = self
+            .db
+            .set_wechat_subscription(tenant.key(), resolved.identity.id, subscribed, at_ms)
+            .await
+            .map_err(retry_db)?;
+        let event_type = if subscribed {
+            "user.subscribed"
+        } else {
+            "user.unsubscribed"
+        };
+        let data = json!({
+            "source": row.source,
+            "appid": resolved.identity.appid,
+            "openid": resolved.identity.openid,
+            "unionid": resolved.identity.unionid,
+            "identity_id": resolved.identity.id.get(),
+            "user_id": resolved.user_id.get(),
+            "created_user": resolved.created_user,
+            "created_identity": resolved.created_identity,
+            "subscribed": subscribed,
+            "at_ms": at_ms,
+            // False when a later subscribe / unsubscribe was already recorded (out of order).
+            "current": changed,
+            "event_key": msg.event_key(),
+            "fields": fields_json(msg),
+        });
+        let mut events = vec![WebhookEvent::from_inbox(row.id, event_type, data)];
+        events.extend(resolved.events.iter().map(WebhookEvent::from_domain));
+        let summary = json!({
+            "action": event_type,
+            "identity_id": resolved.identity.id.get(),
+            "user_id": resolved.user_id.get(),
+            "merged": resolved.events.len(),
+        });
+        Ok((summary, events))
+    }
+
+    /// Any other message (`message.received`) or event (`event.received`).
+    async fn received(
+        &self,
+        tenant: &Tenant,
+        row: &InboxMessage,
+        msg: &CallbackMessage,
+    ) -> Result<(Value, Vec<WebhookEvent>), Verdict> {
+        let from = msg.from_user().map(str::trim).filter(|f| !f.is_empty());
+        let user_id = match from {
+            Some(from) => self.local_user(tenant, &row.source, from).await?,
+            None => None,
+        };
+        let is_event = msg.msg_type() == Some("event") || msg.event().is_some();
+        let event_type = if is_event {
+            "event.received"
+        } else {
+            "message.received"
+        };
+        let data = json!({
+            "source": row.source,
+            "kind": row.kind,
+            "msg_type": msg.msg_type(),
+            "event": msg.event_raw(),
+            "from_user": from,
+            "to_user": msg.to_user(),
+            "user_id": user_id,
+            "agent_id": msg.agent_id(),
+            "msg_id": msg.msg_id(),
+            "create_time": msg.create_time(),
+            "fields": fields_json(msg),
+        });
+        let summary = json!({ "action": event_type, "user_id": user_id });
+        Ok((
+            summary,
+            vec![WebhookEvent::from_inbox(row.id, event_type, data)],
+        ))
+    }
+
+    /// The local user behind a sender: a WeCom member by userid (WeCom apps), a WeChat identity by
+    /// openid in the receiving account or mini program. None when the bridge does not know them.
+    async fn local_user(
+        &self,
+        tenant: &Tenant,
+        source: &str,
+        from: &str,
+    ) -> Result<Option<i64>, Verdict> {
+        let (kind, name) = split_source(source);
+        match (kind, name) {
+            ("wecom_app", _) => {
+                let Some(corpid) = tenant.config.wecom.as_ref().map(|w| w.corpid.as_str()) else {
+                    return Ok(None);
+                };
+                Ok(self
+                    .db
+                    .user_by_wecom_userid(tenant.key(), corpid, from)
+                    .await
+                    .map_err(retry_db)?
+                    .map(|u| u.id.get()))
+            }
+            ("wechat_oa" | "wechat_mp", Some(name)) => {
+                let cred_kind = if kind == "wechat_oa" {
+                    CredentialKind::OfficialAccount
+                } else {
+                    CredentialKind::WechatMiniProgram
+                };
+                let Some(cred) = tenant.credential(cred_kind, name) else {
+                    return Ok(None);
+                };
+                Ok(self
+                    .db
+                    .wechat_identity_by_openid(tenant.key(), &cred.owner, from)
+                    .await
+                    .map_err(retry_db)?
+                    .map(|i| i.user_id.get()))
+            }
+            _ => Ok(None),
         }
     }
 

@@ -498,15 +498,12 @@ pub fn message_kind(msg: &CallbackMessage) -> String {
     }
 }
 
-/// The status a message starts in: `pending` when the dispatch worker handles it (change_contact),
-/// `pending_webhook` when only the business webhook does (every other message and event), so the
-/// worker never has to claim those.
-pub fn initial_status(msg: &CallbackMessage) -> store::InboxStatus {
-    if msg.change_contact().is_some() {
-        store::InboxStatus::Pending
-    } else {
-        store::InboxStatus::PendingWebhook
-    }
+/// The status a message starts in: always `pending`, since the dispatch worker handles every row
+/// (change_contact into the directory, subscribe / unsubscribe into the account graph, and a business
+/// webhook event for each). `pending_webhook` is no longer written; migration 0009 made old such rows
+/// pending.
+pub fn initial_status(_msg: &CallbackMessage) -> store::InboxStatus {
+    store::InboxStatus::Pending
 }
 
 /// A callback written to the inbox (or recognised as a redelivery).

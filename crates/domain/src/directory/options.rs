@@ -28,6 +28,7 @@ pub fn sync_options(tenant: &TenantConfig) -> SyncOptions {
             strategy: strategy_choice(d.strategy),
             ..FetchOptions::default()
         },
+        webhook: tenant.webhook.clone(),
         ..SyncOptions::default()
     }
 }

@@ -44,6 +44,9 @@ pub struct SyncOptions {
     /// Told the run's id as soon as the run is recorded, before any work: a caller running the sync in the
     /// background (the HTTP API) answers with the id at once.
     pub run_created: Option<mpsc::UnboundedSender<SyncRunId>>,
+    /// The tenant's business webhook: when set, the run's end is queued as `sync.finished`
+    /// ([`crate::webhooks`]), whoever started it.
+    pub webhook: Option<wxbridge_config::WebhookConfig>,
 }
 
 impl Default for SyncOptions {
@@ -57,6 +60,7 @@ impl Default for SyncOptions {
             lease_ttl: Duration::from_secs(300),
             stop_after_chunks: None,
             run_created: None,
+            webhook: None,
         }
     }
 }
@@ -84,6 +88,8 @@ pub struct SyncOutcome {
     pub rate_limit_waits: u64,
     /// The tag mirror's pass ([`super::tags::sync_tags`]), run at the end of a succeeded run only.
     pub tags: Option<super::tags::TagSyncReport>,
+    /// The fetch's failed items, as reasons (why a partial run removed nothing).
+    pub errors: Vec<String>,
 }
 
 /// Distinguishes lease holders within one process; the process id separates processes.
@@ -260,7 +266,22 @@ async fn run_holding_lease(
         }
     };
     match result {
-        Ok(outcome) => Ok(outcome),
+        Ok(outcome) => {
+            let data = serde_json::json!({
+                "run_id": run.id.get(),
+                "corpid": corpid,
+                "status": outcome.status,
+                "dry_run": outcome.dry_run,
+                "counters": outcome.counters,
+                "applied": outcome.applied,
+                "reason": outcome.reason,
+                "errors": outcome.errors.iter().take(MAX_WEBHOOK_ERRORS).collect::<Vec<_>>(),
+                "error_count": outcome.errors.len(),
+                "calls": outcome.calls,
+            });
+            announce(db, tenant, opts, run.id, data, clock.now_ms()).await;
+            Ok(outcome)
+        }
         Err(e) => {
             // Record the failure; the original error is what the caller needs to see.
             let message = e.to_string();
@@ -278,11 +299,47 @@ async fn run_holding_lease(
             {
                 tracing::warn!(run = %run.id, error = %fe, "recording the failed sync run failed");
             }
+            let data = serde_json::json!({
+                "run_id": run.id.get(),
+                "corpid": corpid,
+                "status": SyncStatus::Failed,
+                "dry_run": opts.dry_run,
+                "counters": counters,
+                "reason": message,
+                "errors": [message],
+                "error_count": 1,
+            });
             if let Err(fe) = tracker.finish(SyncStatus::Failed, Some(message)).await {
                 tracing::warn!(run = %run.id, error = %fe, "the failed run's last event was not recorded");
             }
+            announce(db, tenant, opts, run.id, data, now).await;
             Err(e)
         }
+    }
+}
+
+/// At most this many item errors are named in a `sync.finished` event (`error_count` has them all).
+const MAX_WEBHOOK_ERRORS: usize = 50;
+
+/// Queue `sync.finished` for the run (id `sync.finished:<run id>`, so announcing twice stores one). The
+/// run is recorded either way: a failure to queue is logged, not returned.
+async fn announce(
+    db: &Db,
+    tenant: &str,
+    opts: &SyncOptions,
+    run: SyncRunId,
+    data: serde_json::Value,
+    now_ms: i64,
+) {
+    let event = crate::webhooks::WebhookEvent::new(
+        format!("sync.finished:{}", run.get()),
+        "sync.finished",
+        data,
+    );
+    if let Err(e) =
+        crate::webhooks::enqueue_to(db, tenant, opts.webhook.as_ref(), &event, now_ms).await
+    {
+        tracing::warn!(run = %run, error = %e, "sync.finished webhook not queued");
     }
 }
 
@@ -471,6 +528,7 @@ async fn steps(
         .finish(status, reason.clone())
         .await
         .map_err(|e| run.progress(e))?;
+    let errors = upstream.incomplete_reasons();
     Ok(SyncOutcome {
         run_id: run.id,
         status,
@@ -485,6 +543,7 @@ async fn steps(
         scope: upstream.scope,
         rate_limit_waits: upstream.rate_limit_waits,
         tags,
+        errors,
     })
 }
 

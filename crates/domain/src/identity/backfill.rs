@@ -25,6 +25,9 @@ pub struct BackfillCounts {
     pub merged: u64,
     /// Listed, but `batchget` said they no longer follow (skipped).
     pub unsubscribed: u64,
+    /// The merges, for the caller to announce (`user.merged` webhooks).
+    #[serde(skip)]
+    pub events: Vec<super::DomainEvent>,
 }
 
 /// Why a backfill stopped.
@@ -77,6 +80,7 @@ pub async fn backfill_followers(
                 }
                 if !r.events.is_empty() {
                     counts.merged += 1;
+                    counts.events.extend(r.events);
                 }
             }
         }

@@ -21,11 +21,14 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use store::{NewWebhookDelivery, WebhookEnqueue};
+use wxbridge_config::WebhookConfig;
 
 use crate::error::DomainError;
 use crate::identity::DomainEvent;
 use crate::{Db, Tenant};
 
+/// The outbox's stored shapes, for the REST view of deliveries.
+pub use store::{WebhookDelivery, WebhookStatus};
 pub use worker::{WebhookHandle, WebhookOptions, WebhookReport, WebhookWorker};
 
 /// Header naming the event type.
@@ -109,24 +112,43 @@ pub async fn enqueue(
     event: &WebhookEvent,
     now_ms: i64,
 ) -> Result<Option<WebhookEnqueue>, DomainError> {
-    let Some(hook) = tenant.config.webhook.as_ref() else {
+    enqueue_to(
+        db,
+        tenant.key(),
+        tenant.config.webhook.as_ref(),
+        event,
+        now_ms,
+    )
+    .await
+}
+
+/// [`enqueue`] for a caller that holds the tenant's key and webhook settings rather than the whole
+/// [`Tenant`] (a sync run).
+pub async fn enqueue_to(
+    db: &Db,
+    tenant: &str,
+    hook: Option<&WebhookConfig>,
+    event: &WebhookEvent,
+    now_ms: i64,
+) -> Result<Option<WebhookEnqueue>, DomainError> {
+    let Some(hook) = hook else {
         return Ok(None);
     };
     if !hook.wants(&event.event_type) {
         return Ok(None);
     }
-    let body = event.body(tenant.key(), now_ms);
+    let body = event.body(tenant, now_ms);
     let new = NewWebhookDelivery {
         event_id: &event.id,
         event_type: &event.event_type,
         payload: &body,
     };
     let stored = db
-        .enqueue_webhook(tenant.key(), &new, now_ms)
+        .enqueue_webhook(tenant, &new, now_ms)
         .await
         .map_err(db_err)?;
     if let WebhookEnqueue::Created(id) = stored {
-        tracing::debug!(tenant = %tenant.key(), webhook.id = id, event.id = %event.id,
+        tracing::debug!(tenant, webhook.id = id, event.id = %event.id,
             event.kind = %event.event_type, "webhook event queued");
     }
     Ok(Some(stored))

@@ -15,3 +15,4 @@ mod identity_miniprogram;
 mod messages;
 mod progress;
 mod support;
+mod webhooks;

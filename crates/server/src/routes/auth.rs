@@ -608,6 +608,13 @@ pub async fn wechat_callback(
             }
             other => LoginPage::internal(other),
         })?;
+    domain::webhooks::enqueue_domain_events_logged(
+        db,
+        t,
+        &resolved.events,
+        state.tenants.tokens().clock().now_ms(),
+    )
+    .await;
     let user = db
         .user(t.key(), resolved.user_id)
         .await

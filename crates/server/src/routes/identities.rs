@@ -448,6 +448,8 @@ pub async fn backfill_followers(
             ),
             domain::identity::backfill::BackfillError::Identity(e) => e.into(),
         })?;
+    let now = state.tenants.tokens().clock().now_ms();
+    domain::webhooks::enqueue_domain_events_logged(db, tenant, &counts.events, now).await;
     Ok(Json(BackfillResponse {
         listed: counts.listed,
         created: counts.created,

@@ -272,6 +272,19 @@ fn bearer(headers: &HeaderMap) -> Result<String, SessionRouteError> {
         })
 }
 
+/// Queue `user.merged` for the merges a login or a decryption caused (a failure is logged: the
+/// merge itself is recorded either way).
+async fn merged_webhooks(
+    state: &AppState,
+    tenant: &domain::Tenant,
+    events: &[domain::identity::DomainEvent],
+) {
+    if let (Some(db), false) = (state.db.as_ref(), events.is_empty()) {
+        let now = state.tenants.tokens().clock().now_ms();
+        domain::webhooks::enqueue_domain_events_logged(db, tenant, events, now).await;
+    }
+}
+
 fn login_response(login: MiniLogin, userid: Option<String>) -> MiniLoginResponse {
     let merged_users = login
         .events
@@ -335,6 +348,7 @@ pub async fn login(
                     "mini-program login merged users"
                 );
             }
+            merged_webhooks(&state, tenant, &login.events).await;
             Ok(Json(login_response(login, None)))
         }
         Mini::Wecom { app_name, appid } => {
@@ -421,6 +435,9 @@ pub async fn decrypt(
         }
     }
     .map_err(mini_error)?;
+    if let Decrypted::UserInfo { events, .. } = &out {
+        merged_webhooks(&state, tenant, events).await;
+    }
     Ok(Json(match out {
         Decrypted::Phone { user_id, phone } => MiniDecryptResponse {
             kind: req.kind,

@@ -14,6 +14,7 @@ pub(crate) mod progress;
 pub(crate) mod sessions;
 pub(crate) mod sync;
 pub(crate) mod tokens;
+pub(crate) mod webhooks;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -36,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .merge(miniprogram::routes())
         .merge(messages::routes())
         .merge(identities::routes())
+        .merge(webhooks::routes())
         .merge(admin::routes())
         .route(
             "/api/v1/tenants/{tenant}/sessions/verify",

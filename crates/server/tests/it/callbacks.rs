@@ -397,7 +397,7 @@ async fn a_delivery_repeated_three_times_is_stored_and_applied_once() {
 }
 
 #[tokio::test]
-async fn official_account_url_verification_and_messages_go_to_the_webhook_queue() {
+async fn official_account_url_verification_and_messages_are_dispatched() {
     let env = env("sqlite").await;
     let oa = env.sim.info().wechat.official_accounts[0].clone();
     let url = format!(
@@ -450,7 +450,12 @@ async fn official_account_url_verification_and_messages_go_to_the_webhook_queue(
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].kind, "msg:text");
     assert_eq!(rows[0].source, format!("wechat_oa:{}", oa.name));
-    assert_eq!(rows[0].status, InboxStatus::PendingWebhook);
+    // Claimed by the dispatch worker like every row: a message.received event (this tenant has no
+    // webhook, so nothing is queued) and done.
+    assert_eq!(rows[0].status, InboxStatus::Done, "{rows:?}");
+    let outcome: Value = serde_json::from_str(rows[0].outcome.as_deref().unwrap()).unwrap();
+    assert_eq!(outcome["action"], "message.received", "{outcome}");
+    assert_eq!(outcome["webhooks"], serde_json::json!([]), "{outcome}");
     assert!(rows[0].payload.contains("你好"));
     env.shutdown().await;
 }
