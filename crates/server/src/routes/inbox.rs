@@ -113,7 +113,7 @@ impl From<InboxMessage> for InboxMessageDto {
             last_error: m.last_error,
             outcome: m
                 .outcome
-                .map(|o| serde_json::from_str(&o).unwrap_or_else(|_| serde_json::Value::String(o))),
+                .map(|o| serde_json::from_str(&o).unwrap_or(serde_json::Value::String(o))),
             received_at_ms: m.received_at_ms,
             finished_at_ms: m.finished_at_ms,
             dedup_key: m.dedup_key,

@@ -22,13 +22,13 @@ use crate::support::config_from;
 /// Guards against a hang; not a performance assertion.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-struct Env {
-    sim: Simulator,
-    http: reqwest::Client,
-    base: String,
-    tenant: String,
-    corpid: String,
-    db: Db,
+pub(crate) struct Env {
+    pub(crate) sim: Simulator,
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) tenant: String,
+    pub(crate) corpid: String,
+    pub(crate) db: Db,
     tenants: Tenants,
     pg_database: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -57,12 +57,22 @@ async fn env(backend: &str) -> Env {
 
 /// `serve`: run the server (and so its dispatch worker); without it the test drives a `Dispatcher` itself.
 async fn env_with(backend: &str, serve: bool) -> Env {
+    env_edited(backend, serve, |_| {}).await
+}
+
+/// [`env_with`], with the tenant's configuration (as the simulator wrote it) changed by `edit` first.
+pub(crate) async fn env_edited(
+    backend: &str,
+    serve: bool,
+    edit: impl FnOnce(&mut wxbridge_config::file::TenantFile),
+) -> Env {
     let sim = Simulator::generate(SimConfig::new(5, 30, 4));
     let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let mut file =
         FileConfig::from_toml_str(&sim.info().wxbridge_config("127.0.0.1:0").unwrap()).unwrap();
     let tenant = format!("cb{:x}", rand::random::<u32>());
-    let t = file.tenants.remove("demo").unwrap();
+    let mut t = file.tenants.remove("demo").unwrap();
+    edit(&mut t);
     file.tenants.insert(tenant.clone(), t);
     let config = Arc::new(config_from(&file.to_toml_string().unwrap()));
 
@@ -113,11 +123,11 @@ async fn env_with(backend: &str, serve: bool) -> Env {
 }
 
 impl Env {
-    fn contacts_url(&self) -> String {
+    pub(crate) fn contacts_url(&self) -> String {
         format!("{}/callback/{}/wecom/contacts", self.base, self.tenant)
     }
 
-    fn contacts_crypto(&self) -> CallbackCrypto {
+    pub(crate) fn contacts_crypto(&self) -> CallbackCrypto {
         let c = &self.sim.info().corps[0];
         CallbackCrypto::new(
             &c.contacts_callback_token,
@@ -127,7 +137,7 @@ impl Env {
         .unwrap()
     }
 
-    async fn inbox(&self) -> Vec<store::InboxMessage> {
+    pub(crate) async fn inbox(&self) -> Vec<store::InboxMessage> {
         self.db
             .inbox_messages(&self.tenant, None, 1000)
             .await
@@ -135,7 +145,12 @@ impl Env {
     }
 
     /// POST `body` to `url` with `query`: status, body text, and the JSON error code (if any).
-    async fn post(&self, url: &str, query: &[(&str, &str)], body: Vec<u8>) -> (u16, String) {
+    pub(crate) async fn post(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, String) {
         let resp = self
             .http
             .post(url)
@@ -148,7 +163,7 @@ impl Env {
     }
 
     /// Waits until every inbox row of the tenant is finished (not pending / processing).
-    async fn wait_inbox_settled(&self) -> Vec<store::InboxMessage> {
+    pub(crate) async fn wait_inbox_settled(&self) -> Vec<store::InboxMessage> {
         let start = Instant::now();
         loop {
             let rows = self.inbox().await;
@@ -163,7 +178,7 @@ impl Env {
         }
     }
 
-    async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -215,7 +230,10 @@ fn member(userid: &str, name: &str) -> wx_sim::Member {
 }
 
 /// A signed, encrypted WeCom envelope of `plaintext` and its query.
-fn envelope(crypto: &CallbackCrypto, plaintext: &str) -> (Vec<(String, String)>, String) {
+pub(crate) fn envelope(
+    crypto: &CallbackCrypto,
+    plaintext: &str,
+) -> (Vec<(String, String)>, String) {
     let (ts, nonce) = ("1700000000", "n0nce123");
     let body = crypto
         .encrypt_envelope(plaintext, ts, nonce, [7u8; 16], EnvelopeFormat::Xml)
@@ -239,14 +257,14 @@ fn envelope(crypto: &CallbackCrypto, plaintext: &str) -> (Vec<(String, String)>,
     )
 }
 
-fn q(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+pub(crate) fn q(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
     pairs
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect()
 }
 
-fn update_user_event(corpid: &str, userid: &str, create_time: &str) -> String {
+pub(crate) fn update_user_event(corpid: &str, userid: &str, create_time: &str) -> String {
     let mut b = XmlBuilder::new();
     b.cdata("ToUserName", corpid)
         .cdata("FromUserName", "sys")

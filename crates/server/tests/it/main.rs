@@ -7,10 +7,12 @@
 mod api_env;
 mod auth_login;
 mod callbacks;
+mod callbacks_replies;
 mod directory_api;
 mod full;
 mod guard;
 mod identities;
+mod inbox_api;
 mod jssdk;
 mod messages_api;
 mod miniprogram;

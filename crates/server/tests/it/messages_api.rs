@@ -229,3 +229,122 @@ async fn two_replicas_send_a_burst_exactly_once() {
         env.shutdown().await;
     }
 }
+
+/// `/api/v1/messages...` with the tenant taken from the API key.
+async fn by_key(
+    env: &ApiEnv,
+    method: &str,
+    key: Option<&str>,
+    rest: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let url = format!("{}/api/v1/messages{rest}", env.base);
+    let mut req = match method {
+        "GET" => env.http.get(url),
+        _ => env
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string()),
+    };
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_only_routes_use_the_keys_tenant_and_hide_other_tenants_messages() {
+    for backend in backends() {
+        let env = api_env(backend, SimConfig::new(24, 12, 3)).await;
+        env.sync_to_end("").await;
+        let userid = env.sim.directory().members[0].userid.clone();
+        let user = env.ok(&format!("/wecom/users/{userid}")).await["id"]
+            .as_i64()
+            .unwrap();
+        let body = json!({
+            "app": "main",
+            "idempotency_key": unique("alias"),
+            "to": { "users": [user] },
+            "message": { "kind": "text", "content": "by key" }
+        });
+        let (status, accepted) = by_key(&env, "POST", Some(&env.key), "", &body).await;
+        assert_eq!(status, 202, "{backend}: {accepted}");
+        let id = accepted["message_id"].as_i64().unwrap();
+        assert_eq!(accepted["status_url"], format!("/api/v1/messages/{id}"));
+        // It is in the key's tenant's outbox, seen through both routes.
+        let view = finished(&env, id).await;
+        assert_eq!(view["status"], "sent", "{backend}: {view}");
+        let (status, same) =
+            by_key(&env, "GET", Some(&env.key), &format!("/{id}"), &Value::Null).await;
+        assert_eq!(status, 200, "{same}");
+        assert_eq!(
+            (same["id"].as_i64(), &same["status"]),
+            (Some(id), &view["status"])
+        );
+        let sent = env.sim.stats();
+        let sent: Vec<_> = sent
+            .messages
+            .iter()
+            .filter(|m| m.body["text"]["content"] == "by key")
+            .collect();
+        assert_eq!(sent.len(), 1, "{backend}");
+        assert_eq!(sent[0].recipients, vec![userid.clone()]);
+
+        // The other tenant's key: its own tenant has no message `id`, for reading or recalling.
+        let (status, err) = by_key(
+            &env,
+            "GET",
+            Some(&env.beta_key),
+            &format!("/{id}"),
+            &Value::Null,
+        )
+        .await;
+        assert_eq!(status, 404, "{backend}: {err}");
+        let (status, err) = by_key(
+            &env,
+            "POST",
+            Some(&env.beta_key),
+            &format!("/{id}/recall"),
+            &json!({}),
+        )
+        .await;
+        assert_eq!(status, 404, "{backend}: {err}");
+        assert!(
+            !env.sim.stats().messages.iter().any(|m| m.recalled),
+            "{backend}: nothing recalled"
+        );
+        // A key of no tenant, or none: 401, nothing stored.
+        let mut other = body.clone();
+        other["idempotency_key"] = json!(unique("alias"));
+        for key in [Some("wxb_not_a_key_of_anyone_0123456789"), None] {
+            let (status, err) = by_key(&env, "POST", key, "", &other).await;
+            assert_eq!(status, 401, "{backend}: {err}");
+            assert_eq!(err["error"]["code"], "unauthorized", "{err}");
+            let (status, _) = by_key(&env, "GET", key, &format!("/{id}"), &Value::Null).await;
+            assert_eq!(status, 401);
+        }
+        let list = env.ok("/messages?limit=10").await;
+        assert_eq!(
+            list["messages"].as_array().unwrap().len(),
+            1,
+            "{backend}: {list}"
+        );
+
+        // Recall through the key's route reaches the simulator.
+        let (status, recalled) = by_key(
+            &env,
+            "POST",
+            Some(&env.key),
+            &format!("/{id}/recall"),
+            &json!({}),
+        )
+        .await;
+        assert_eq!(status, 200, "{backend}: {recalled}");
+        assert_eq!(recalled["results"][0]["result"], "recalled");
+        env.shutdown().await;
+    }
+}

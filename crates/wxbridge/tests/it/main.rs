@@ -4,8 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cli_bench;
+mod cli_callbacks_crash;
 mod cli_config;
 mod cli_crypto;
 mod cli_messages_crash;
 mod cli_serve;
 mod cli_sync;
+mod support;
