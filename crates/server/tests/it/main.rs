@@ -4,6 +4,7 @@
 // Helpers outside #[test] functions are test code too; clippy.toml only exempts the test functions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
 mod api_env;
 mod auth_login;
 mod callbacks;
