@@ -22,3 +22,4 @@ mod router;
 mod sessions;
 mod support;
 mod sync_api;
+mod webhooks;
