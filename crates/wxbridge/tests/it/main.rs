@@ -3,6 +3,7 @@
 // Helpers outside #[test] functions are test code too; clippy.toml only exempts the test functions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cli_admin;
 mod cli_bench;
 mod cli_callbacks_crash;
 mod cli_config;
