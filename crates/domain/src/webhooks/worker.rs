@@ -47,7 +47,8 @@ pub struct WebhookReport {
     pub delivered: usize,
     pub retried: usize,
     pub dead: usize,
-    /// Deliveries whose claim had moved on before this worker finished them (nothing written).
+    /// Deliveries whose claim had moved on before this worker finished them, or whose outcome could not
+    /// be written (nothing written; they come back after their lease).
     pub lost: usize,
 }
 
@@ -95,6 +96,22 @@ fn transport_error(e: &reqwest::Error, timeout: Duration) -> String {
     } else {
         "HTTP error".to_owned()
     }
+}
+
+/// How much of a failed answer's body is read for `last_error`.
+const ERROR_BODY_BYTES: usize = 2048;
+
+/// The first [`ERROR_BODY_BYTES`] of a response body (lossy UTF-8); whatever arrived when reading fails.
+async fn head_of_body(mut resp: reqwest::Response) -> String {
+    let mut buf = Vec::new();
+    while buf.len() < ERROR_BODY_BYTES {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    buf.truncate(ERROR_BODY_BYTES);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// Keep the first `n` characters of a receiver's answer for `last_error`.
@@ -191,13 +208,20 @@ impl WebhookWorker {
                     }
                 }
             };
-            let written = self
+            // One failed write does not strand the rest of the batch: that row comes back when its
+            // lease runs out and is POSTed again (same X-Wxbridge-Delivery).
+            match self
                 .db
                 .finish_webhook(row.id, &o.worker_id, row.attempts, &how, now)
                 .await
-                .map_err(|e| DomainError::Database(e.to_string()))?;
-            if !written {
-                report.lost += 1;
+            {
+                Ok(true) => {}
+                Ok(false) => report.lost += 1,
+                Err(e) => {
+                    report.lost += 1;
+                    tracing::warn!(tenant = %row.tenant, webhook.id = row.id, error = %e,
+                        "recording the webhook attempt failed; it is retried after its lease");
+                }
             }
         }
         Ok(report)
@@ -238,11 +262,10 @@ impl WebhookWorker {
             }
             Ok(resp) => {
                 let code = resp.status().as_u16();
-                // A short look at the answer helps the operator; bounded by the attempt's timeout.
-                let text = tokio::time::timeout(hook.timeout, resp.text())
+                // A short look at the answer helps the operator; at most ERROR_BODY_BYTES are read
+                // (a receiver answering with a huge page costs nothing), within the attempt's timeout.
+                let text = tokio::time::timeout(hook.timeout, head_of_body(resp))
                     .await
-                    .ok()
-                    .and_then(Result::ok)
                     .unwrap_or_default();
                 let text = snippet(&text, 200);
                 Attempt::Failed {
