@@ -246,17 +246,21 @@ fn callbacks(c: &Config, t: &wxbridge_config::TenantConfig) -> Vec<CallbackSetup
     for (name, m) in &t.wechat.mini_programs {
         let base = format!("tenants.{key}.wechat.mini_programs.{name}");
         let push = m.push.as_ref();
-        let mode = match push.map(|p| p.mode) {
-            Some(MessageMode::Plain) => "明文模式",
-            Some(MessageMode::Compat) => "兼容模式",
-            Some(MessageMode::Safe) => "安全模式",
-            None => "optional",
+        const PAGE: &str = "小程序后台 > 开发管理 > 开发设置 > 消息推送";
+        let console = match push.map(|p| p.mode) {
+            Some(mode) => {
+                let mode = match mode {
+                    MessageMode::Plain => "明文模式",
+                    MessageMode::Compat => "兼容模式",
+                    MessageMode::Safe => "安全模式",
+                };
+                format!("{PAGE} (消息加密方式: {mode}; 数据格式: XML or JSON)")
+            }
+            None => format!("{PAGE} (optional; off until `{base}.push_token` is set)"),
         };
         out.push(CallbackSetup {
             subject: format!("mini program `{name}` ({})", m.appid.as_str()),
-            console: format!(
-                "小程序后台 > 开发管理 > 开发设置 > 消息推送 (消息加密方式: {mode}; 数据格式: XML or JSON)"
-            ),
+            console,
             url: url(format!("/callback/{key}/wechat/mini-programs/{name}")),
             token: as_configured(push.is_some(), &format!("{base}.push_token")),
             encoding_aes_key: match push {

@@ -75,7 +75,8 @@ impl FromStr for InboxStatus {
 #[derive(Debug, Clone, Copy)]
 pub struct NewInboxMessage<'a> {
     pub tenant: &'a str,
-    /// The receiving endpoint: `wecom_app:<name>`, `wecom_contacts`, `wechat_oa:<name>`.
+    /// The receiving endpoint: `wecom_app:<name>`, `wecom_contacts`, `wechat_oa:<name>`,
+    /// `wechat_mp:<name>`.
     pub source: &'a str,
     pub dedup_key: &'a str,
     /// What it is: `change_contact`, `event:<Event>`, `msg:<MsgType>`.
