@@ -2,7 +2,8 @@
 //! local directory through the contacts callback AND a signed `contact.user.updated` reaches a test
 //! receiver; a subscribe pushed by the simulator's official account creates the identity and raises
 //! `user.subscribed`, a text message `message.received`, an unsubscribe `user.unsubscribed`; a delivery the
-//! receiver refuses is a dead letter listed over REST and delivered by a replay.
+//! receiver refuses is a dead letter listed over REST and delivered by a replay; users joined by a
+//! unionid learned late (on a second subscribe, or by a follower backfill) raise `user.merged`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -417,5 +418,129 @@ async fn dead_letters_are_listed_and_replayed_over_rest() {
     assert_eq!(json["error"]["code"], "not_dead");
     let (status, json) = post("/replay-dead".into()).await;
     assert_eq!((status, &json["replayed"]), (200, &Value::from(0)));
+    env.shutdown().await;
+}
+
+/// What WeChat's `user/info` says the unionid of `openid` is, asked as any client of the account would.
+async fn unionid_of(env: &Env, oa: &wx_sim::OfficialAccountInfo, openid: &str) -> String {
+    let base = env.sim.info().base_url.unwrap();
+    let token: Value = env
+        .http
+        .get(format!("{base}/cgi-bin/token"))
+        .query(&[
+            ("grant_type", "client_credential"),
+            ("appid", oa.appid.as_str()),
+            ("secret", oa.secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let info: Value = env
+        .http
+        .get(format!("{base}/cgi-bin/user/info"))
+        .query(&[
+            ("access_token", token["access_token"].as_str().unwrap()),
+            ("openid", openid),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    info["unionid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn merges_from_a_subscribe_and_from_a_backfill_raise_user_merged() {
+    use domain::identity::{AccountGraph, AppKind, WechatLogin, WechatProfile};
+    let (hook, url) = Hook::start(&[]).await;
+    let (env, key) = env("sqlite", &url, 3).await;
+    let oa = register_official_account(&env).await;
+    let mp = env.sim.info().wechat.mini_programs[0].clone();
+    // Every simulated person has an openid in every app, in the same order.
+    let followers: Vec<(String, String)> = env
+        .sim
+        .wechat_openids(&oa.appid)
+        .into_iter()
+        .zip(env.sim.wechat_openids(&mp.appid))
+        .filter(|((_, follows), _)| *follows)
+        .map(|((o, _), (m, _))| (o, m))
+        .take(2)
+        .collect();
+    let graph = AccountGraph::new(env.db.clone(), Arc::new(wx_api::clock::SystemClock));
+
+    // Both people follow while user/info is refused: their identities have no unionid, so each is a
+    // user of its own (B). Then each logs in to the mini program (unionid known): another user (A).
+    env.sim.inject_fault("/cgi-bin/user/info", 48001, None);
+    let mut split = Vec::new();
+    for (i, (oa_openid, mp_openid)) in followers.iter().enumerate() {
+        let at = format!("17000005{i:02}");
+        push_from(&env, &oa, &oa_event(&oa, oa_openid, &at, "subscribe")).await;
+        let subscribed = hook.wait_for("user.subscribed", i + 1).await;
+        assert_eq!(subscribed["data"]["unionid"], Value::Null, "{subscribed}");
+        let b = subscribed["data"]["user_id"].as_i64().unwrap();
+        env.sim.clear_fault("/cgi-bin/user/info");
+        let unionid = unionid_of(&env, &oa, oa_openid).await;
+        env.sim.inject_fault("/cgi-bin/user/info", 48001, None);
+        let a = graph
+            .resolve_wechat_identity(
+                &env.tenant,
+                &WechatLogin {
+                    appid: mp.appid.clone(),
+                    app_kind: AppKind::MiniProgram,
+                    openid: mp_openid.clone(),
+                    unionid: Some(unionid),
+                    profile: WechatProfile::default(),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(a.created_user);
+        split.push((a.user_id.get(), b));
+    }
+    env.sim.clear_fault("/cgi-bin/user/info");
+
+    // The first person subscribes again: user/info now gives the unionid, the graph joins the two users
+    // (the older, B, survives), and the dispatch queues user.merged.
+    let (oa_openid, _) = &followers[0];
+    push_from(
+        &env,
+        &oa,
+        &oa_event(&oa, oa_openid, "1700000600", "subscribe"),
+    )
+    .await;
+    let merged = hook.wait_for("user.merged", 1).await;
+    let (a, b) = split[0];
+    assert_eq!(merged["data"]["from_user"], a, "{merged}");
+    assert_eq!(merged["data"]["into_user"], b, "{merged}");
+    assert_eq!(
+        merged["id"],
+        format!("user.merged:{}", merged["data"]["merge_id"])
+    );
+    let resubscribed = hook.wait_for("user.subscribed", 3).await;
+    assert_eq!(resubscribed["data"]["user_id"], b);
+
+    // The second person is joined by a follower backfill over REST, which queues user.merged too.
+    let resp = env
+        .http
+        .post(format!(
+            "{}/api/v1/tenants/{}/wechat/official-accounts/{}/backfill",
+            env.base, env.tenant, oa.name
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let counts: Value = resp.json().await.unwrap();
+    assert_eq!(counts["merged"], 1, "{counts}");
+    let merged = hook.wait_for("user.merged", 2).await;
+    let (a, b) = split[1];
+    assert_eq!(merged["data"]["from_user"], a, "{merged}");
+    assert_eq!(merged["data"]["into_user"], b, "{merged}");
     env.shutdown().await;
 }
