@@ -52,17 +52,22 @@ pub(crate) fn admin(state: &AppState) -> Result<Admin, WebError> {
     Ok(Admin::new(db.clone(), Arc::new(SystemClock)))
 }
 
-/// The admin cookie's value, if the request has one.
-pub(crate) fn admin_cookie(headers: &HeaderMap) -> Option<String> {
+/// The value of the request's cookie `name` (unquoted), if it has a non-empty one.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == ADMIN_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim().trim_matches('"').to_owned())
         .filter(|v| !v.is_empty())
+}
+
+/// The admin cookie's value, if the request has one.
+pub(crate) fn admin_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, ADMIN_COOKIE)
 }
 
 /// The `Set-Cookie` value that stores `token` (or, with `None`, clears the cookie).

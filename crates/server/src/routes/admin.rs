@@ -31,7 +31,8 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -388,16 +389,7 @@ fn binding_cookie(state: &AppState, st: &str, max_age: u64) -> Option<HeaderValu
 }
 
 fn has_binding(headers: &HeaderMap, st: &str) -> bool {
-    let Some(name) = binding_name(st) else {
-        return false;
-    };
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .any(|(k, _)| k == name)
+    binding_name(st).is_some_and(|name| admin_auth::cookie(headers, &name).is_some())
 }
 
 fn param<'a>(q: &'a HashMap<String, String>, k: &str) -> &'a str {
@@ -604,21 +596,36 @@ async fn login_wecom_done(
 // ---------------------------------------------------------------------------------------------------------
 // Admin-only tenant pages
 
-/// The tenant in the path, for an operator whose session covers it.
-async fn operator_tenant<'a>(
-    state: &'a AppState,
-    method: &Method,
-    headers: &HeaderMap,
-    tenant: &str,
-) -> Result<&'a Arc<Tenant>, WebError> {
-    let session = admin_auth::authenticate(state, method, headers).await?;
-    let t = state
-        .tenants
-        .get(tenant)
-        .ok_or_else(|| WebError::TenantNotFound(tenant.to_owned()))?;
-    admin_auth::check_scope(&session, t.key())?;
-    tracing::Span::current().record("tenant.key", t.key());
-    Ok(t)
+/// The tenant in the path, for an operator whose session covers it (the admin-only pages' extractor):
+/// 401 without a session, 404 for an unknown tenant, 403 `admin_scope` for another tenant's operator.
+struct OperatorTenant(Arc<Tenant>);
+
+impl FromRequestParts<AppState> for OperatorTenant {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        let Path(tenant) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| WebError::BadRequest(e.body_text()))?;
+        let session = admin_auth::authenticate(state, &parts.method, &parts.headers).await?;
+        let t = state
+            .tenants
+            .get(&tenant)
+            .ok_or_else(|| WebError::TenantNotFound(tenant.clone()))?;
+        admin_auth::check_scope(&session, t.key())?;
+        tracing::Span::current().record("tenant.key", t.key());
+        Ok(OperatorTenant(t.clone()))
+    }
+}
+
+/// `?q=&limit=` of the list pages, the limit checked against `default` and `max`.
+fn search_query(
+    query: Result<Query<SearchQuery>, QueryRejection>,
+    default: u32,
+    max: u32,
+) -> Result<(String, u32), WebError> {
+    let Query(q) = query.map_err(bad_query)?;
+    Ok((q.q.unwrap_or_default(), limit(q.limit, default, max)?))
 }
 
 fn now_ms(state: &AppState) -> i64 {
@@ -628,11 +635,8 @@ fn now_ms(state: &AppState) -> i64 {
 /// Callback, outbox and webhook backlog, the last sync run and token health.
 async fn dashboard(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    method: Method,
-    headers: HeaderMap,
+    OperatorTenant(t): OperatorTenant,
 ) -> Result<Json<Value>, WebError> {
-    let t = operator_tenant(&state, &method, &headers, &tenant).await?;
     let db = database(&state)?;
     let since = now_ms(&state) - DAY_MS;
     let inbox = db
@@ -690,11 +694,8 @@ async fn dashboard(
 /// Every role of the tenant (flat; parents by id) with its WeCom link and own member count.
 async fn role_tree(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    method: Method,
-    headers: HeaderMap,
+    OperatorTenant(t): OperatorTenant,
 ) -> Result<Json<Value>, WebError> {
-    let t = operator_tenant(&state, &method, &headers, &tenant).await?;
     let rows = database(&state)?
         .admin_role_tree(t.key())
         .await
@@ -725,16 +726,12 @@ struct SearchQuery {
 /// WeChat identities, newest first, optionally matching `q` (openid, unionid, nickname, user name).
 async fn graph_identities(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    method: Method,
-    headers: HeaderMap,
+    OperatorTenant(t): OperatorTenant,
     query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Json<Value>, WebError> {
-    let t = operator_tenant(&state, &method, &headers, &tenant).await?;
-    let Query(query) = query.map_err(bad_query)?;
-    let max = limit(query.limit, 100, 500)?;
+    let (q, max) = search_query(query, 100, 500)?;
     let rows = database(&state)?
-        .admin_search_identities(t.key(), query.q.as_deref().unwrap_or(""), max)
+        .admin_search_identities(t.key(), &q, max)
         .await
         .map_err(internal)?;
     let identities: Vec<Value> = rows
@@ -760,14 +757,10 @@ async fn graph_identities(
 /// User merges, newest first.
 async fn graph_merges(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    method: Method,
-    headers: HeaderMap,
+    OperatorTenant(t): OperatorTenant,
     query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Json<Value>, WebError> {
-    let t = operator_tenant(&state, &method, &headers, &tenant).await?;
-    let Query(query) = query.map_err(bad_query)?;
-    let max = limit(query.limit, 100, 500)?;
+    let (_, max) = search_query(query, 100, 500)?;
     let rows = database(&state)?
         .admin_merges(t.key(), max)
         .await
@@ -798,11 +791,8 @@ async fn graph_merges(
 /// What `wxbridge check` says about this tenant: callback URLs and domains to enter, live checks.
 async fn setup(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    method: Method,
-    headers: HeaderMap,
+    OperatorTenant(t): OperatorTenant,
 ) -> Result<Json<Value>, WebError> {
-    let t = operator_tenant(&state, &method, &headers, &tenant).await?;
     let mut report = domain::check::CheckReport::from_config(Vec::new(), Some(&state.config));
     report.tenants.retain(|r| r.key == t.key());
     report.run_live(&state.tenants).await;
@@ -822,14 +812,10 @@ async fn setup(
 /// the WeCom userids and department ids it was sent to.
 async fn messages(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    method: Method,
-    headers: HeaderMap,
+    OperatorTenant(t): OperatorTenant,
     query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Json<Value>, WebError> {
-    let t = operator_tenant(&state, &method, &headers, &tenant).await?;
-    let Query(query) = query.map_err(bad_query)?;
-    let max = limit(query.limit, 50, 100)?;
+    let (_, max) = search_query(query, 50, 100)?;
     let db = database(&state)?;
     let rows = db
         .recent_outbox_messages(t.key(), max)
