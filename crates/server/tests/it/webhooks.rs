@@ -1,6 +1,6 @@
 //! Business webhooks end to end, with the server's own workers: a change made in the simulator reaches the
 //! local directory through the contacts callback AND a signed `contact.user.updated` reaches a test
-//! receiver; a subscribe pushed by the simulator's official account creates the identity and raises
+//! receiver (then `contact.department.updated` and `contact.tag.updated` with their local roles); a subscribe pushed by the simulator's official account creates the identity and raises
 //! `user.subscribed`, a text message `message.received`, an unsubscribe `user.unsubscribed`; a delivery the
 //! receiver refuses is a dead letter listed over REST and delivered by a replay; users joined by a
 //! unionid learned late (on a second subscribe, or by a follower backfill) raise `user.merged`.
@@ -215,6 +215,50 @@ async fn a_change_in_the_simulator_reaches_the_directory_and_a_signed_webhook() 
             outcome["webhooks"],
             serde_json::json!([format!("inbox:{}:contact.user.updated", rows[0].id)])
         );
+
+        // A department renamed: contact.department.updated with the local role.
+        let dept = env.sim.directory().departments[1].id;
+        env.sim
+            .update_department(
+                dept,
+                wx_sim::DepartmentUpdate {
+                    name: Some("回调部门".into()),
+                    ..wx_sim::DepartmentUpdate::default()
+                },
+            )
+            .unwrap();
+        let data = hook.wait_for("contact.department.updated", 1).await["data"].clone();
+        assert_eq!(data["department_id"], dept, "{backend}: {data}");
+        let role = env
+            .db
+            .role_by_department(&env.tenant, &env.corpid, i64::from(dept))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(role.name, "回调部门");
+        assert_eq!(data["role_id"], role.id.get(), "{backend}: {data}");
+
+        // A member added to a tag: contact.tag.updated with the tag's role and the userids.
+        let tag = env.sim.directory().tags[0].tagid;
+        env.sim
+            .update_tag(
+                tag,
+                wx_sim::TagUpdate {
+                    add_users: vec![userid.clone()],
+                    ..wx_sim::TagUpdate::default()
+                },
+            )
+            .unwrap();
+        let data = hook.wait_for("contact.tag.updated", 1).await["data"].clone();
+        assert_eq!(data["tagid"], tag, "{backend}: {data}");
+        assert_eq!(data["add_userids"], serde_json::json!([userid]), "{data}");
+        let role = env
+            .db
+            .role_by_tag(&env.tenant, &env.corpid, i64::from(tag))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(data["role_id"], role.id.get(), "{backend}: {data}");
         env.shutdown().await;
     }
 }
