@@ -137,7 +137,10 @@ function table(columns, rows, opts) {
       const tr = h('tr', o.rowClass ? { class: o.rowClass(row) } : null);
       for (const c of columns) {
         const v = c.render(row);
-        tr.append(h('td', { dataset: { label: c.label }, class: c.class }, v === null || v === undefined || v === '' ? '—' : v));
+        // One wrapper per cell: on phones the cell is a two-column grid (label, value), and a value made of
+        // several nodes (badge + text) stays in the value column instead of spilling under the label.
+        tr.append(h('td', { dataset: { label: c.label }, class: c.class },
+          h('div', { class: 'cell' }, v === null || v === undefined || v === '' ? '—' : v)));
       }
       tbody.append(tr);
     }
