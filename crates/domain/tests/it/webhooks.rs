@@ -1,7 +1,8 @@
 //! Business webhooks: a local receiver checks the HMAC signature and the headers of what the worker POSTs;
 //! a 500 is retried with backoff (on a manual clock) and then delivered; a receiver that keeps failing
 //! makes the delivery dead after `max_attempts`, and a replay delivers it; `events` patterns select
-//! types; an inbox row handled twice (a crash between the handling and the mark) stores one delivery;
+//! types; an inbox row handled twice (a crash between the handling and the mark) stores one delivery; a
+//! WeCom app event names the synced member's local id;
 //! a sync run's end is `sync.finished`; and two dispatchers on one database (two replicas; PostgreSQL
 //! when configured, required under CI=true) handle a burst of rows, each once, each event queued once.
 
@@ -573,5 +574,59 @@ async fn two_dispatchers_on_one_database_handle_each_row_once() {
             .filter(|d| event_ids.contains(&d.event_id))
             .collect();
         assert_eq!(mine.len(), ROWS, "{backend}: each event queued once");
+    }
+}
+
+#[tokio::test]
+async fn a_wecom_app_event_names_the_local_member() {
+    let (dbs, _dir) = databases("event.received").await;
+    let (_hook, url) = Hook::start().await;
+    let e = env(Some(&url), &["event.*"], 3, Arc::new(SystemClock)).await;
+    let member = e.sim.directory().members[1].userid.clone();
+    let corp = e.sim.info().corps[0].clone();
+    for (backend, db) in &dbs {
+        domain::directory::run_full_sync(
+            db,
+            &e.key,
+            e.tenant().contacts().unwrap(),
+            Arc::new(SystemClock),
+            domain::directory::SyncOptions::default(),
+        )
+        .await
+        .unwrap();
+        let local = db
+            .user_by_wecom_userid(&e.key, &corp.corpid, &member)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut b = XmlBuilder::new();
+        b.cdata("ToUserName", &corp.corpid)
+            .cdata("FromUserName", &member)
+            .text("CreateTime", &rand::random::<u32>().to_string())
+            .cdata("MsgType", "event")
+            .cdata("Event", "enter_agent")
+            .cdata("EventKey", "")
+            .text("AgentID", &corp.apps[0].agentid.to_string());
+        let msg = CallbackMessage::parse_owned(b.finish()).unwrap();
+        let row = accept(db, &e.key, &app_source(&e), &msg, 1)
+            .await
+            .unwrap()
+            .id
+            .unwrap();
+        let r = Dispatcher::new(db.clone(), e.tenants.clone(), DispatchOptions::default())
+            .run_once()
+            .await
+            .unwrap();
+        assert_eq!((r.done, r.webhooks), (1, 1), "{backend}: {r:?}");
+        let all = db.webhook_deliveries(&e.key, None, 100).await.unwrap();
+        let d = all
+            .iter()
+            .find(|d| d.event_id == format!("inbox:{row}:event.received"))
+            .unwrap_or_else(|| panic!("{backend}: {all:?}"));
+        let data = &serde_json::from_str::<Value>(&d.payload).unwrap()["data"];
+        assert_eq!(data["event"], "enter_agent");
+        assert_eq!(data["from_user"], member.as_str());
+        assert_eq!(data["user_id"], local.id.get(), "{backend}: {data}");
+        assert_eq!(data["agent_id"], corp.apps[0].agentid.to_string());
     }
 }
