@@ -8,8 +8,11 @@
 //! - `subscribe` / `unsubscribe` on an official account resolve the follower in the account graph
 //!   ([`crate::identity::AccountGraph::resolve_wechat_identity`]; `user/info` is asked for the unionid
 //!   on subscribe, and a failed read only means the identity converges at its next login), record the
-//!   subscribe state, and raise `user.subscribed` / `user.unsubscribed` (plus `user.merged` for each
-//!   merge the resolution caused).
+//!   subscribe state (an older callback than the one recorded changes nothing, and its event says
+//!   `"current": false`), and raise `user.subscribed` / `user.unsubscribed` (plus `user.merged` for each
+//!   merge the resolution caused). An unsubscribe from an openid the bridge never saw creates its
+//!   identity, so the state has somewhere to live; a unionid joining two WeCom-linked users (ID008)
+//!   makes the row dead for an operator.
 //! - Every other message is `message.received`, every other event `event.received`, with the sender
 //!   (WeCom userid or openid), the local user when the bridge knows them, and the parsed fields.
 //!
