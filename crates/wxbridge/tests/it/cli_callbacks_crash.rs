@@ -21,6 +21,8 @@ use crate::support::{
 };
 
 const CALLBACKS: usize = 240;
+/// Callbacks delivered at once in the burst.
+const ROUND: usize = 16;
 const FIRST_CREATE_TIME: i64 = 1_700_100_000;
 
 /// One signed, encrypted contacts callback: request path (with query) and body.
@@ -76,6 +78,26 @@ fn deliver(bridge: SocketAddr, cb: &Callback) -> bool {
     }
 }
 
+/// Inbox rows of tenant `demo` not finished yet (pending or processing); 0 when the server is gone.
+fn backlog(bridge: SocketAddr, key: &str) -> i64 {
+    let Ok((200, stats)) = request(
+        bridge,
+        "GET",
+        "/api/v1/tenants/demo/callbacks/stats",
+        Some(key),
+        None,
+    ) else {
+        return 0;
+    };
+    stats["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "pending" || s["status"] == "processing")
+        .filter_map(|s| s["count"].as_i64())
+        .sum()
+}
+
 /// The simulator's `user/get` calls so far.
 fn user_gets(sim: SocketAddr) -> u64 {
     let (_, stats) = request(sim, "GET", "/_sim/stats", None, None).unwrap();
@@ -111,32 +133,47 @@ fn a_server_killed_mid_burst_of_callbacks_and_messages_loses_and_repeats_nothing
     let cbs = callbacks(&config, &members);
     let gets_before = user_gets(sim_addr);
 
-    // The burst: each callback twice (the retry), a message every other callback; kill once the
-    // dispatch worker and the outbox worker are both under way.
+    // The burst, in rounds: ROUND callbacks at once, each twice (the retry), then a message per two
+    // callbacks. Kill once the outbox worker has sent some, the dispatch worker has applied some, and
+    // (so that the kill catches rows in flight) the inbox has a backlog — or, failing a backlog, past
+    // two thirds of the burst.
     let mut acked = vec![false; CALLBACKS];
     let mut messages: BTreeMap<String, i64> = BTreeMap::new();
     let mut killed_at = None;
-    for (i, cb) in cbs.iter().enumerate() {
-        let first_ack = deliver(bridge, cb);
-        let retry_ack = deliver(bridge, cb);
-        acked[i] = first_ack || retry_ack;
-        if i % 2 == 0 {
-            let content = format!("cbcrash {i}");
+    for (round, chunk) in cbs.chunks(ROUND).enumerate() {
+        let first_index = round * ROUND;
+        let acks: Vec<bool> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|cb| s.spawn(move || deliver(bridge, cb) | deliver(bridge, cb)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (j, ack) in acks.into_iter().enumerate() {
+            acked[first_index + j] = ack;
+        }
+        for j in (0..chunk.len()).step_by(2) {
+            let content = format!("cbcrash {}", first_index + j);
             if let Some(id) = queue_message(bridge, key, role, &content) {
                 messages.insert(content, id);
             }
         }
-        if i >= 80
+        let last = first_index + chunk.len() - 1;
+        if last >= 80
             && sent_texts(sim_addr, "cbcrash ").len() >= 5
             && user_gets(sim_addr) > gets_before
         {
-            first.0.kill().unwrap();
-            first.0.wait().unwrap();
-            killed_at = Some(i);
-            break;
+            let pending = backlog(bridge, key);
+            if pending > 0 || last >= CALLBACKS * 2 / 3 {
+                first.0.kill().unwrap();
+                first.0.wait().unwrap();
+                killed_at = Some((last, pending));
+                break;
+            }
         }
     }
-    let killed_at = killed_at.expect("the server finished the burst before the kill");
+    let (killed_at, backlog_at_kill) =
+        killed_at.expect("the server finished the burst before the kill");
     let acked_before_kill = acked.iter().filter(|a| **a).count();
     let sent_before_kill = sent_texts(sim_addr, "cbcrash ").len();
     assert!(
@@ -231,7 +268,7 @@ fn a_server_killed_mid_burst_of_callbacks_and_messages_loses_and_repeats_nothing
     );
     eprintln!(
         "callback crash test: {CALLBACKS} callbacks accepted ({acked_before_kill} before the kill at \
-         callback {killed_at}), 0 stored twice, {reclaimed} claimed again after the kill, {gets} \
+         callback {killed_at}, {backlog_at_kill} not yet finished), 0 stored twice, {reclaimed} claimed again after the kill, {gets} \
          user/get reads for {claims} claims; {} messages accepted, {sent_before_kill} sent before the \
          kill, {messages_twice} sent twice",
         messages.len()
