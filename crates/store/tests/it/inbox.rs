@@ -148,6 +148,105 @@ async fn batch(db: &Db) {
     assert!(claimed.iter().all(|m| m.dedup_key.starts_with('b')));
 }
 
+/// Who a batch input's key belongs to when it is not new: an earlier input of the batch, or a row
+/// stored before the batch (by its key).
+#[derive(Clone, Copy, Debug)]
+enum Owner {
+    Input(usize),
+    Stored(&'static str),
+}
+
+/// A group commit of 300 callbacks, written in chunks of 128 (rows 0-127, 128-255, 256-299): repeats
+/// inside one chunk, repeats across chunks (row 5 and row 200; 127 and 128 on the boundary), keys stored
+/// before the batch, and the same key under another source. Each input gets its exact outcome, and a
+/// duplicate's key holds the row of its first occurrence (its payload, its id).
+async fn batch_across_chunks(db: &Db) {
+    let t = "chunks";
+    for k in ["pre0", "pre1", "pre2"] {
+        let mut m = msg(t, k);
+        let payload = format!("stored-{k}");
+        m.payload = &payload;
+        assert!(matches!(
+            db.insert_inbox(&m).await.unwrap(),
+            InboxInsert::Inserted(_)
+        ));
+    }
+
+    let mut keys: Vec<String> = (0..300).map(|i| format!("k{i}")).collect();
+    let dups: &[(usize, Owner)] = &[
+        // Inside one chunk.
+        (20, Owner::Input(10)),
+        (131, Owner::Input(130)),
+        (150, Owner::Input(140)),
+        (160, Owner::Input(140)),
+        // Across chunks.
+        (200, Owner::Input(5)),
+        (128, Owner::Input(127)),
+        (256, Owner::Input(255)),
+        (299, Owner::Input(0)),
+        (290, Owner::Input(140)),
+        // Stored before the batch (and one of them repeated inside the last chunk).
+        (50, Owner::Stored("pre0")),
+        (129, Owner::Stored("pre1")),
+        (280, Owner::Stored("pre2")),
+        (281, Owner::Stored("pre2")),
+    ];
+    for &(i, owner) in dups {
+        keys[i] = match owner {
+            Owner::Input(j) => format!("k{j}"),
+            Owner::Stored(k) => k.to_string(),
+        };
+    }
+    let payloads: Vec<String> = (0..300).map(|i| format!("p{i}")).collect();
+    let mut msgs: Vec<NewInboxMessage<'_>> = (0..300)
+        .map(|i| {
+            let mut m = msg(t, &keys[i]);
+            m.payload = &payloads[i];
+            m.received_at_ms = 1_000 + i as i64;
+            m
+        })
+        .collect();
+    // The same key under another source is another message, in the same chunk as its namesake.
+    msgs[60].source = "wecom_app:main";
+    msgs[60].dedup_key = "k5";
+    let distinct_new = 300 - dups.len();
+
+    let got = db.insert_inbox_batch(&msgs).await.unwrap();
+    assert_eq!(got.len(), 300);
+
+    let stored = db.inbox_messages(t, None, 10_000).await.unwrap();
+    assert_eq!(stored.len(), 3 + distinct_new, "final row count");
+    let by_key: std::collections::HashMap<(&str, &str), &store::InboxMessage> = stored
+        .iter()
+        .map(|m| ((m.source.as_str(), m.dedup_key.as_str()), m))
+        .collect();
+    assert_eq!(by_key.len(), stored.len(), "a key stored twice");
+
+    for (i, m) in msgs.iter().enumerate() {
+        let row = by_key[&(m.source, m.dedup_key)];
+        match dups.iter().find(|(d, _)| *d == i).map(|(_, o)| *o) {
+            None => {
+                assert_eq!(got[i], InboxInsert::Inserted(row.id), "input {i}");
+                assert_eq!(row.payload, payloads[i], "input {i}");
+                assert_eq!(row.received_at_ms, 1_000 + i as i64, "input {i}");
+                assert_eq!(row.status, InboxStatus::Pending, "input {i}");
+                let one = db.inbox_message(t, row.id).await.unwrap().unwrap();
+                assert_eq!(one.dedup_key, m.dedup_key, "input {i}");
+            }
+            Some(Owner::Input(j)) => {
+                assert_eq!(got[i], InboxInsert::Duplicate, "input {i}");
+                assert_eq!(got[j], InboxInsert::Inserted(row.id), "input {i} -> {j}");
+                assert_eq!(row.payload, payloads[j], "input {i} -> {j}");
+            }
+            Some(Owner::Stored(k)) => {
+                assert_eq!(got[i], InboxInsert::Duplicate, "input {i}");
+                assert_eq!(row.payload, format!("stored-{k}"), "input {i} -> {k}");
+                assert_eq!(row.received_at_ms, 1_000, "input {i} -> {k}");
+            }
+        }
+    }
+}
+
 /// Many claimers at once over 200 rows: each row is handed to exactly one of them.
 async fn concurrent_claims(db: &Db) {
     let t = "race";
@@ -186,6 +285,7 @@ async fn inbox_on_sqlite() {
     behaviour(&db).await;
     concurrent_claims(&db).await;
     batch(&db).await;
+    batch_across_chunks(&db).await;
 }
 
 #[tokio::test]
@@ -196,6 +296,7 @@ async fn inbox_on_postgres() {
         behaviour(&db).await;
         concurrent_claims(&db).await;
         batch(&db).await;
+        batch_across_chunks(&db).await;
         db.close().await;
     })
     .await;
