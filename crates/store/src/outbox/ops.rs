@@ -194,10 +194,13 @@ pub(super) async fn claim(
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
     };
+    // `status IN (...)` repeats what the OR says so that the partial index of open messages
+    // (migration 0011) serves the claim in id order.
     let sql = format!(
         "UPDATE outbox_messages SET status = 'sending', lease_owner = $1, lease_until_ms = $2, \
          updated_at_ms = $3 WHERE id IN (SELECT id FROM outbox_messages \
-         WHERE tenant = $5 AND ((status = 'queued' AND next_attempt_at_ms <= $3) \
+         WHERE tenant = $5 AND status IN ('queued', 'sending') \
+           AND ((status = 'queued' AND next_attempt_at_ms <= $3) \
             OR (status = 'sending' AND lease_until_ms <= $3)) \
          ORDER BY id LIMIT $4{lock}) RETURNING {MESSAGE_COLS}"
     );
