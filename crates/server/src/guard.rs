@@ -196,7 +196,8 @@ impl RequireOrigin {
 }
 
 /// The session token of a request: a `wxs_` bearer token, else the session cookie. An API key
-/// (`Bearer wxb_...`) is not a session and is passed over.
+/// (`Bearer wxb_...`) is not a session and is passed over, and so is an empty cookie (no session, not
+/// a malformed one).
 pub fn session_token(headers: &HeaderMap) -> Option<String> {
     let bearer = headers
         .get_all(header::AUTHORIZATION)
@@ -208,16 +209,7 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
                 && rest.trim().starts_with(domain::identity::TOKEN_PREFIX)
         })
         .map(|(_, rest)| rest.trim().to_owned());
-    bearer.or_else(|| {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().split_once('='))
-            .find(|(name, _)| *name == SESSION_COOKIE)
-            .map(|(_, value)| value.trim().trim_matches('"').to_owned())
-    })
+    bearer.or_else(|| crate::admin_auth::cookie(headers, SESSION_COOKIE))
 }
 
 impl<S> Layer<S> for RequireOrigin {

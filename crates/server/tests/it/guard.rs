@@ -220,6 +220,36 @@ async fn only_sessions_from_the_wecom_app_main_pass() {
     );
 }
 
+/// An empty session cookie is no session: 401 `session_missing`, like no cookie at all (not
+/// `session_malformed`, which is for a token that is there but cannot be one). A quoted token is unquoted.
+#[tokio::test]
+async fn an_empty_session_cookie_is_a_missing_session() {
+    let f = fixture().await;
+    let app = Router::new()
+        .route("/t/{tenant}/approvals", get(whoami))
+        .route_layer(require_session())
+        .layer(axum::Extension(f.state.clone()));
+    let uri = "/t/acme/approvals";
+    for value in ["", "\"\"", " "] {
+        let (status, json) = call(&app, uri, &cookie(value)).await;
+        assert_eq!(
+            (status, json["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("session_missing")),
+            "cookie value {value:?}: {json}"
+        );
+    }
+    let (status, json) = call(&app, uri, &[(header::COOKIE, format!("{SESSION_COOKIE}="))]).await;
+    assert_eq!(
+        (status, json["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("session_missing")),
+        "{json}"
+    );
+
+    let t = f.session(Provider::Wecom, "main").await;
+    let (status, json) = call(&app, uri, &cookie(&format!("\"{}\"", t.expose()))).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+}
+
 #[tokio::test]
 async fn provider_only_any_session_and_a_fixed_tenant() {
     let f = fixture().await;
