@@ -7,83 +7,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::support::databases;
+use crate::support::{SimEnv, databases, tenant as unique};
+use domain::Db;
 use domain::messages::{
     self, MessageContent, MessageError, OutboxWorker, Recipients, RoleTarget, SendRequest,
     WorkerOptions,
 };
-use domain::{Db, Tenant, Tenants};
 use store::{AppKind, NewWechatIdentity, UserFields, UserStatus};
 use wx_api::clock::SystemClock;
-use wx_api::token::MemoryTokenStore;
-use wx_sim::{RunningSim, SimConfig, Simulator};
-use wxbridge_config::{FileConfig, Sources};
-
-struct Env {
-    sim: Simulator,
-    _running: RunningSim,
-    _dir: tempfile::TempDir,
-    tenants: Tenants,
-    key: String,
-    corpid: String,
-}
-
-impl Env {
-    fn tenant(&self) -> &Arc<Tenant> {
-        self.tenants.get(&self.key).unwrap()
-    }
-}
-
-fn unique(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{test}-{nanos}")
-}
+use wx_sim::{SimConfig, Simulator};
 
 /// The simulator serving, and a configuration for it whose tenant has a name no other run uses (a shared
 /// PostgreSQL database then needs no cleanup).
-async fn env(members: usize, departments: usize) -> Env {
+async fn env(members: usize, departments: usize) -> SimEnv {
     let sim = Simulator::generate(SimConfig::new(11, members, departments));
-    let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let mut file =
-        FileConfig::from_toml_str(&sim.info().wxbridge_config("127.0.0.1:0").unwrap()).unwrap();
-    let (_, tenant) = file.tenants.pop_first().unwrap();
-    let key = unique("msg");
-    file.tenants.insert(key.clone(), tenant);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wxbridge.toml");
-    std::fs::write(&path, file.to_toml_string().unwrap()).unwrap();
-    let config = wxbridge_config::load(&Sources::file(&path)).unwrap().config;
-    let tokens = Tenants::token_manager(
-        &config,
-        Arc::new(MemoryTokenStore::new()),
-        Arc::new(SystemClock),
-    );
-    let corpid = sim.info().corps[0].corpid.clone();
-    Env {
-        sim,
-        _running: running,
-        _dir: dir,
-        tenants: Tenants::build(&config, tokens).unwrap(),
-        key,
-        corpid,
-    }
-}
-
-/// The tenant's directory, synced from the simulator.
-async fn sync(e: &Env, db: &Db) {
-    let out = domain::directory::run_full_sync(
-        db,
-        &e.key,
-        e.tenant().contacts().unwrap(),
-        Arc::new(SystemClock),
-        domain::directory::SyncOptions::default(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(out.status, domain::progress::SyncStatus::Succeeded);
+    SimEnv::start(sim, "msg", Arc::new(SystemClock), |_| {}).await
 }
 
 fn text(key: &str, to: Recipients, content: &str) -> SendRequest {
@@ -106,12 +44,12 @@ fn now() -> i64 {
 }
 
 /// Run a worker until nothing is due.
-async fn drain(e: &Env, db: &Db) {
+async fn drain(e: &SimEnv, db: &Db) {
     let worker = OutboxWorker::new(db.clone(), e.tenants.clone(), WorkerOptions::default());
     while worker.run_once().await.unwrap() > 0 {}
 }
 
-async fn local_user(e: &Env, db: &Db, userid: &str) -> i64 {
+async fn local_user(e: &SimEnv, db: &Db, userid: &str) -> i64 {
     db.user_by_wecom_userid(&e.key, &e.corpid, userid)
         .await
         .unwrap()
@@ -162,7 +100,7 @@ async fn a_role_message_reaches_the_departments_members_or_its_subtree() {
     let (dept, own, subtree) = department_with_subtree(&e.sim);
     let (dbs, _dir) = databases("messages").await;
     for (name, db) in &dbs {
-        sync(&e, db).await;
+        e.sync(db).await;
         let role = db
             .role_by_department(&e.key, &e.corpid, i64::from(dept))
             .await
@@ -256,7 +194,7 @@ async fn invalid_recipients_come_back_as_local_ids() {
         .map(|m| m.userid.clone())
         .collect();
     for (i, (name, db)) in dbs.iter().enumerate() {
-        sync(&e, db).await;
+        e.sync(db).await;
         let good = local_user(&e, db, &members[0]).await;
         // Synced, then gone upstream: still linked locally, so WeCom answers invaliduser.
         let gone_userid = members[1 + i].clone();
@@ -362,7 +300,7 @@ async fn an_idempotency_key_replays_the_same_request_and_refuses_another() {
     let (dbs, _dir) = databases("messages").await;
     let userid = e.sim.directory().members[0].userid.clone();
     for (name, db) in &dbs {
-        sync(&e, db).await;
+        e.sync(db).await;
         let user = local_user(&e, db, &userid).await;
         let key = unique("idem");
         let to = Recipients {
@@ -409,7 +347,7 @@ async fn twelve_hundred_users_go_out_in_two_calls_and_are_recalled() {
         .collect();
     assert_eq!(userids.len(), 1200);
     for (name, db) in &dbs {
-        sync(&e, db).await;
+        e.sync(db).await;
         let mut users = Vec::new();
         for u in &userids {
             users.push(local_user(&e, db, u).await);
@@ -472,7 +410,7 @@ async fn a_rate_limit_gives_the_message_back_and_claims_never_overlap() {
     let (dbs, _dir) = databases("messages").await;
     let userid = e.sim.directory().members[0].userid.clone();
     for (name, db) in &dbs {
-        sync(&e, db).await;
+        e.sync(db).await;
         let user = local_user(&e, db, &userid).await;
         let to = Recipients {
             users: vec![user],
@@ -580,7 +518,7 @@ async fn concurrent_workers_and_a_dead_claim_send_every_message_exactly_once() {
         .map(|m| m.userid.clone())
         .collect();
     for (name, db) in &dbs {
-        sync(&e, db).await;
+        e.sync(db).await;
         let mut users = Vec::new();
         for u in &userids {
             users.push(local_user(&e, db, u).await);
@@ -676,7 +614,7 @@ async fn an_unreadable_stored_message_fails_instead_of_coming_back_forever() {
     }
 }
 
-async fn wechat_user(e: &Env, db: &Db, appid: &str, kind: AppKind, openid: &str) -> i64 {
+async fn wechat_user(e: &SimEnv, db: &Db, appid: &str, kind: AppKind, openid: &str) -> i64 {
     db.create_wechat_user(
         &e.key,
         &UserFields {

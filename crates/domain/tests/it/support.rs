@@ -1,5 +1,6 @@
 //! Scaffolding shared by the domain tests: the simulator's clock, the databases a test runs on, unique
-//! tenant names, and a receiver for the contacts-sync callbacks the simulator pushes.
+//! tenant names, a served simulator with a tenant configured for it, and a receiver for the
+//! contacts-sync callbacks the simulator pushes.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,10 +12,13 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use domain::Db;
-use wx_api::clock::Clock;
+use domain::{Db, Tenant, Tenants};
+use wx_api::clock::{Clock, SystemClock};
+use wx_api::token::MemoryTokenStore;
 use wx_crypto::{CallbackCrypto, CallbackMessage};
-use wx_sim::{AgentRef, CallbackRequest, Simulator};
+use wx_sim::{AgentRef, CallbackRequest, RunningSim, Simulator};
+use wxbridge_config::file::TenantFile;
+use wxbridge_config::{FileConfig, Sources};
 
 /// The simulator's own clock: waiting on it moves the simulator forward, so block windows and budgets
 /// pass without real sleeping.
@@ -68,6 +72,69 @@ pub fn tenant(test: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("{test}-{nanos}")
+}
+
+/// A simulator serving on a free port, and the bridge's tenants configured for it: the simulator's
+/// tenant under a unique key, tokens in memory.
+pub struct SimEnv {
+    pub sim: Simulator,
+    _running: RunningSim,
+    _dir: tempfile::TempDir,
+    pub tenants: Tenants,
+    pub key: String,
+    /// The simulator's first corp.
+    pub corpid: String,
+}
+
+impl SimEnv {
+    /// Serve `sim` and configure its tenant under `tenant(prefix)`, changed by `edit` first; the token
+    /// manager reads `clock`.
+    pub async fn start(
+        sim: Simulator,
+        prefix: &str,
+        clock: Arc<dyn Clock>,
+        edit: impl FnOnce(&mut TenantFile),
+    ) -> SimEnv {
+        let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let mut file =
+            FileConfig::from_toml_str(&sim.info().wxbridge_config("127.0.0.1:0").unwrap()).unwrap();
+        let (_, mut tenant_file) = file.tenants.pop_first().unwrap();
+        edit(&mut tenant_file);
+        let key = tenant(prefix);
+        file.tenants.insert(key.clone(), tenant_file);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wxbridge.toml");
+        std::fs::write(&path, file.to_toml_string().unwrap()).unwrap();
+        let config = wxbridge_config::load(&Sources::file(&path)).unwrap().config;
+        let tokens = Tenants::token_manager(&config, Arc::new(MemoryTokenStore::new()), clock);
+        let corpid = sim.info().corps[0].corpid.clone();
+        SimEnv {
+            sim,
+            _running: running,
+            _dir: dir,
+            tenants: Tenants::build(&config, tokens).unwrap(),
+            key,
+            corpid,
+        }
+    }
+
+    pub fn tenant(&self) -> &Arc<Tenant> {
+        self.tenants.get(&self.key).unwrap()
+    }
+
+    /// The tenant's directory, synced from the simulator (it must succeed).
+    pub async fn sync(&self, db: &Db) {
+        let out = domain::directory::run_full_sync(
+            db,
+            &self.key,
+            self.tenant().contacts().unwrap(),
+            Arc::new(SystemClock),
+            domain::directory::SyncOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.status, domain::progress::SyncStatus::Succeeded);
+    }
 }
 
 /// Query and body of every POST the receiver got, in order.

@@ -14,22 +14,21 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use domain::Db;
 use domain::callbacks::{CallbackSource, DispatchOptions, DispatchReport, Dispatcher, accept};
 use domain::webhooks::{
     self, ReplayOutcome, WebhookEvent, WebhookOptions, WebhookStatus, WebhookWorker,
 };
-use domain::{Db, Tenant, Tenants};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use wx_api::clock::{Clock, ManualClock, SystemClock};
-use wx_api::token::MemoryTokenStore;
 use wx_crypto::{CallbackMessage, XmlBuilder};
-use wx_sim::{RunningSim, SimConfig, Simulator};
+use wx_sim::{SimConfig, Simulator};
+use wxbridge_config::FileSecret;
 use wxbridge_config::file::WebhookFile;
-use wxbridge_config::{FileConfig, FileSecret, Sources};
 
-use crate::support::{databases, tenant as unique};
+use crate::support::{SimEnv, databases};
 
 const SECRET: &str = "test-webhook-secret-0123456789";
 
@@ -85,52 +84,28 @@ fn verify(headers: &HeaderMap, body: &str) {
     assert_eq!(headers["content-type"], "application/json");
 }
 
-struct Env {
-    sim: Simulator,
-    _running: RunningSim,
-    _dir: tempfile::TempDir,
-    tenants: Tenants,
-    key: String,
-}
-
-impl Env {
-    fn tenant(&self) -> &Arc<Tenant> {
-        self.tenants.get(&self.key).unwrap()
-    }
-}
-
 /// The simulator and a tenant of it (a unique key) whose webhook posts to `url` (none: no webhook).
-async fn env(url: Option<&str>, events: &[&str], max_attempts: u32, clock: Arc<dyn Clock>) -> Env {
+async fn env(
+    url: Option<&str>,
+    events: &[&str],
+    max_attempts: u32,
+    clock: Arc<dyn Clock>,
+) -> SimEnv {
     let sim = Simulator::generate(SimConfig::new(21, 12, 3));
-    let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let mut file =
-        FileConfig::from_toml_str(&sim.info().wxbridge_config("127.0.0.1:0").unwrap()).unwrap();
-    let (_, mut tenant) = file.tenants.pop_first().unwrap();
-    tenant.webhook = url.map(|url| WebhookFile {
-        url: url.to_owned(),
-        secret: Some(FileSecret::new(SECRET)),
-        events: events.iter().map(|e| (*e).to_owned()).collect(),
-        max_attempts,
-        timeout_secs: 5,
-        ..WebhookFile::default()
-    });
-    let key = unique("wh");
-    file.tenants.insert(key.clone(), tenant);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wxbridge.toml");
-    std::fs::write(&path, file.to_toml_string().unwrap()).unwrap();
-    let config = wxbridge_config::load(&Sources::file(&path)).unwrap().config;
-    let tokens = Tenants::token_manager(&config, Arc::new(MemoryTokenStore::new()), clock);
-    Env {
-        sim,
-        _running: running,
-        _dir: dir,
-        tenants: Tenants::build(&config, tokens).unwrap(),
-        key,
-    }
+    SimEnv::start(sim, "wh", clock, |tenant| {
+        tenant.webhook = url.map(|url| WebhookFile {
+            url: url.to_owned(),
+            secret: Some(FileSecret::new(SECRET)),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            max_attempts,
+            timeout_secs: 5,
+            ..WebhookFile::default()
+        });
+    })
+    .await
 }
 
-fn worker(db: &Db, e: &Env) -> WebhookWorker {
+fn worker(db: &Db, e: &SimEnv) -> WebhookWorker {
     WebhookWorker::new(
         db.clone(),
         e.tenants.clone(),
@@ -370,7 +345,7 @@ async fn event_patterns_select_what_is_queued() {
 }
 
 /// A text message from member `from` to the first WeCom app, as the inbox stores it.
-fn text_message(e: &Env, from: &str, msg_id: u64) -> CallbackMessage {
+fn text_message(e: &SimEnv, from: &str, msg_id: u64) -> CallbackMessage {
     let corp = &e.sim.info().corps[0];
     let mut b = XmlBuilder::new();
     b.cdata("ToUserName", &corp.corpid)
@@ -383,7 +358,7 @@ fn text_message(e: &Env, from: &str, msg_id: u64) -> CallbackMessage {
     CallbackMessage::parse_owned(b.finish()).unwrap()
 }
 
-fn app_source(e: &Env) -> CallbackSource {
+fn app_source(e: &SimEnv) -> CallbackSource {
     CallbackSource::WecomApp(e.sim.info().corps[0].apps[0].name.clone())
 }
 
@@ -585,15 +560,7 @@ async fn a_wecom_app_event_names_the_local_member() {
     let member = e.sim.directory().members[1].userid.clone();
     let corp = e.sim.info().corps[0].clone();
     for (backend, db) in &dbs {
-        domain::directory::run_full_sync(
-            db,
-            &e.key,
-            e.tenant().contacts().unwrap(),
-            Arc::new(SystemClock),
-            domain::directory::SyncOptions::default(),
-        )
-        .await
-        .unwrap();
+        e.sync(db).await;
         let local = db
             .user_by_wecom_userid(&e.key, &corp.corpid, &member)
             .await

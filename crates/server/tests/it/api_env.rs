@@ -13,7 +13,7 @@ use wx_api::token::MemoryTokenStore;
 use wx_sim::{RunningSim, SimConfig, Simulator};
 use wxbridge_config::FileConfig;
 
-use crate::support::config_from;
+use crate::support::{config_from, send};
 
 /// The database backends to run on: always SQLite, PostgreSQL when configured.
 pub fn backends() -> Vec<&'static str> {
@@ -169,14 +169,7 @@ impl ApiEnv {
 
     /// GET with a key (or none): status and JSON body (Null when the body is not JSON).
     pub async fn get_as(&self, key: Option<&str>, tenant: &str, rest: &str) -> (u16, Value) {
-        let mut req = self.http.get(self.url(tenant, rest));
-        if let Some(k) = key {
-            req = req.bearer_auth(k);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        send(self.http.get(self.url(tenant, rest)), key).await
     }
 
     /// GET on the main tenant with its key.
@@ -193,18 +186,12 @@ impl ApiEnv {
 
     /// POST `.../sync` with a raw body: status and JSON.
     pub async fn start_sync(&self, body: &str) -> (u16, Value) {
-        let resp = self
+        let req = self
             .http
             .post(self.url(&self.tenant, "/sync"))
-            .bearer_auth(&self.key)
             .header("content-type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+            .body(body.to_owned());
+        send(req, Some(&self.key)).await
     }
 
     /// Start a sync that must be accepted; its run id.

@@ -11,6 +11,7 @@ use wx_sim::SimConfig;
 
 use crate::api_env::{ApiEnv, PATIENCE, api_env, backends};
 use crate::callbacks::{envelope, q, update_user_event};
+use crate::support::send;
 
 /// Delivers `plaintext` to the contacts endpoint, which must answer 200.
 async fn deliver(env: &ApiEnv, plaintext: &str) {
@@ -62,14 +63,7 @@ async fn settled(env: &ApiEnv) -> Vec<Value> {
 }
 
 async fn post(env: &ApiEnv, key: Option<&str>, tenant: &str, rest: &str) -> (u16, Value) {
-    let mut req = env.http.post(env.url(tenant, rest));
-    if let Some(k) = key {
-        req = req.bearer_auth(k);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    send(env.http.post(env.url(tenant, rest)), key).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

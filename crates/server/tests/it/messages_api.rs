@@ -10,20 +10,15 @@ use serde_json::{Value, json};
 use wx_sim::SimConfig;
 
 use crate::api_env::{ApiEnv, PATIENCE, api_env, backends};
+use crate::support::send;
 
 async fn post(env: &ApiEnv, key: Option<&str>, rest: &str, body: &Value) -> (u16, Value) {
-    let mut req = env
+    let req = env
         .http
         .post(env.url(&env.tenant, rest))
         .header("content-type", "application/json")
         .body(body.to_string());
-    if let Some(k) = key {
-        req = req.bearer_auth(k);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    send(req, key).await
 }
 
 /// Poll the message until the worker has finished with it.
@@ -239,7 +234,7 @@ async fn by_key(
     body: &Value,
 ) -> (u16, Value) {
     let url = format!("{}/api/v1/messages{rest}", env.base);
-    let mut req = match method {
+    let req = match method {
         "GET" => env.http.get(url),
         _ => env
             .http
@@ -247,13 +242,7 @@ async fn by_key(
             .header("content-type", "application/json")
             .body(body.to_string()),
     };
-    if let Some(k) = key {
-        req = req.bearer_auth(k);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    send(req, key).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,10 @@
-//! Building an `AppState` from TOML text, with an optional in-memory SQLite database.
+//! Building an `AppState` from TOML text, with an optional in-memory SQLite database; sending a request
+//! to a served bridge and reading its JSON answer.
 
 use std::sync::Arc;
 
 use domain::{Db, Tenants};
+use serde_json::Value;
 use server::AppState;
 use wx_api::clock::SystemClock;
 use wx_api::token::MemoryTokenStore;
@@ -47,4 +49,17 @@ pub async fn state(config: Config, with_db: bool) -> AppState {
     );
     let tenants = Tenants::build(&config, tokens).unwrap();
     AppState::new(Arc::new(config), tenants, db)
+}
+
+/// Send `req`, with `key` as its bearer token (none: without one): the status and the JSON body (Null
+/// when the body is not JSON).
+pub async fn send(req: reqwest::RequestBuilder, key: Option<&str>) -> (u16, Value) {
+    let req = match key {
+        Some(k) => req.bearer_auth(k),
+        None => req,
+    };
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
