@@ -409,6 +409,27 @@ impl Tenants {
         self.tenants.values()
     }
 
+    /// A worker's claim: `claim(tenant key)` once per tenant, in key order, one after the other, and
+    /// the rows of all of them. Only the tenants this process has the configuration of: another
+    /// deployment sharing the database handles its own. A failed claim ends it with that error.
+    pub(crate) async fn claim_each<'a, T, Fut>(
+        &'a self,
+        mut claim: impl FnMut(&'a str) -> Fut,
+    ) -> Result<Vec<T>, DomainError>
+    where
+        Fut: std::future::Future<Output = Result<Vec<T>, store::Error>>,
+    {
+        let mut rows = Vec::new();
+        for tenant in self.iter() {
+            rows.extend(
+                claim(tenant.key())
+                    .await
+                    .map_err(|e| DomainError::Database(e.to_string()))?,
+            );
+        }
+        Ok(rows)
+    }
+
     pub fn len(&self) -> usize {
         self.tenants.len()
     }

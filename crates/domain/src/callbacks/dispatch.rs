@@ -171,23 +171,13 @@ impl Dispatcher {
     /// Claim one batch of due rows per configured tenant and handle each.
     pub async fn run_once(&self) -> Result<DispatchReport, DomainError> {
         let o = &self.opts;
-        // Only the tenants this process has the configuration of: another deployment sharing the
-        // database handles its own.
-        let mut rows = Vec::new();
-        for tenant in self.tenants.iter() {
-            rows.extend(
+        let rows = self
+            .tenants
+            .claim_each(move |tenant| {
                 self.db
-                    .claim_inbox(
-                        tenant.key(),
-                        &o.worker_id,
-                        self.now_ms(),
-                        ms(o.lease),
-                        o.batch,
-                    )
-                    .await
-                    .map_err(|e| DomainError::Database(e.to_string()))?,
-            );
-        }
+                    .claim_inbox(tenant, &o.worker_id, self.now_ms(), ms(o.lease), o.batch)
+            })
+            .await?;
         let mut report = DispatchReport {
             claimed: rows.len(),
             ..DispatchReport::default()

@@ -142,23 +142,13 @@ impl WebhookWorker {
     /// Claim one batch of due deliveries per configured tenant and attempt each.
     pub async fn run_once(&self) -> Result<WebhookReport, DomainError> {
         let o = &self.opts;
-        let mut rows = Vec::new();
-        // Only the tenants this process has the configuration of: another deployment sharing the
-        // database delivers its own.
-        for tenant in self.tenants.iter() {
-            rows.extend(
+        let rows = self
+            .tenants
+            .claim_each(move |tenant| {
                 self.db
-                    .claim_webhooks(
-                        tenant.key(),
-                        &o.worker_id,
-                        self.now_ms(),
-                        ms(o.lease),
-                        o.batch,
-                    )
-                    .await
-                    .map_err(|e| DomainError::Database(e.to_string()))?,
-            );
-        }
+                    .claim_webhooks(tenant, &o.worker_id, self.now_ms(), ms(o.lease), o.batch)
+            })
+            .await?;
         let mut report = WebhookReport {
             claimed: rows.len(),
             ..WebhookReport::default()
