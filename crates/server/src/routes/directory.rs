@@ -14,7 +14,7 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use domain::{Db, Gender, MemberLink, Role, RoleId, Tenant, User, UserId, UserStatus};
 use serde::{Deserialize, Serialize};
 
@@ -286,6 +286,51 @@ pub(crate) fn parse_id(what: &str, raw: &str) -> Result<i64, WebError> {
     raw.parse::<i64>().map_err(|_| {
         WebError::BadRequest(format!("{what} must be an integer, got `{}`", shown(raw)))
     })
+}
+
+/// One of `statuses` by its text (`as_str`); 400 listing them all when `raw` is none of them.
+pub(crate) fn parse_status<S: Copy>(
+    raw: &str,
+    statuses: &[S],
+    as_str: impl Fn(S) -> &'static str,
+) -> Result<S, WebError> {
+    statuses
+        .iter()
+        .copied()
+        .find(|s| as_str(*s) == raw)
+        .ok_or_else(|| {
+            let all: Vec<&str> = statuses.iter().map(|s| as_str(*s)).collect();
+            WebError::BadRequest(format!(
+                "status must be one of {}; got `{}`",
+                all.join(", "),
+                shown(raw)
+            ))
+        })
+}
+
+/// How many rows are in each of `statuses` (in that order, zeros included), from a store's
+/// (status, count) pairs that leave out the statuses with none.
+pub(crate) fn status_counts<S: Copy + PartialEq>(
+    statuses: &[S],
+    counts: &[(S, i64)],
+    as_str: impl Fn(S) -> &'static str,
+) -> Vec<(String, i64)> {
+    statuses
+        .iter()
+        .map(|s| {
+            let n = counts.iter().filter(|(c, _)| c == s).map(|(_, n)| *n).sum();
+            (as_str(*s).to_owned(), n)
+        })
+        .collect()
+}
+
+/// 409 `not_dead`: a requeue or replay of a row that is not dead.
+pub(crate) fn not_dead(message: String) -> WebError {
+    WebError::Coded {
+        status: StatusCode::CONFLICT,
+        code: "not_dead",
+        message,
+    }
 }
 
 pub(crate) fn limit(raw: Option<u32>, default: u32, max: u32) -> Result<u32, WebError> {

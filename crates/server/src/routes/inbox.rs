@@ -10,16 +10,17 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use domain::callbacks::{InboxMessage, InboxStatus};
 use serde::{Deserialize, Serialize};
 
-use super::directory::{bad_query, database, internal, limit, parse_id, shown};
+use super::directory::{
+    bad_query, database, internal, limit, not_dead, parse_id, parse_status, status_counts,
+};
 use crate::AppState;
 use crate::auth::authorised_tenant;
-use crate::error::{ErrorBody, ErrorDetail, WebError};
+use crate::error::WebError;
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
@@ -42,38 +43,6 @@ pub(crate) fn routes() -> Router<AppState> {
             &format!("{T}/inbox/{{inbox_id}}/requeue"),
             post(requeue_inbox),
         )
-}
-
-/// An error of these routes: the shared ones, or 409 for a requeue of a callback that is not dead.
-#[derive(Debug)]
-pub enum InboxRouteError {
-    Web(WebError),
-    NotDead(String),
-}
-
-impl From<WebError> for InboxRouteError {
-    fn from(e: WebError) -> Self {
-        InboxRouteError::Web(e)
-    }
-}
-
-impl IntoResponse for InboxRouteError {
-    fn into_response(self) -> Response {
-        match self {
-            InboxRouteError::Web(e) => e.into_response(),
-            InboxRouteError::NotDead(message) => (
-                StatusCode::CONFLICT,
-                Json(ErrorBody {
-                    error: ErrorDetail {
-                        code: "not_dead".into(),
-                        message,
-                        run_id: None,
-                    },
-                }),
-            )
-                .into_response(),
-        }
-    }
 }
 
 /// One stored callback.
@@ -156,18 +125,6 @@ pub struct InboxQuery {
     limit: Option<u32>,
 }
 
-fn parse_status(raw: &str) -> Result<InboxStatus, WebError> {
-    STATUSES
-        .into_iter()
-        .find(|s| s.as_str() == raw)
-        .ok_or_else(|| {
-            WebError::BadRequest(format!(
-                "status must be one of pending, processing, pending_webhook, done, dead; got `{}`",
-                shown(raw)
-            ))
-        })
-}
-
 /// The tenant's stored callbacks, newest first.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/callbacks/inbox", tag = "callbacks",
     params(("tenant" = String, Path, description = "Tenant key"), InboxQuery),
@@ -183,10 +140,14 @@ pub async fn list_inbox(
     Path(tenant_key): Path<String>,
     headers: HeaderMap,
     query: Result<Query<InboxQuery>, QueryRejection>,
-) -> Result<Json<InboxListResponse>, InboxRouteError> {
+) -> Result<Json<InboxListResponse>, WebError> {
     let tenant = authorised_tenant(&state, &tenant_key, &headers)?;
     let Query(query) = query.map_err(bad_query)?;
-    let status = query.status.as_deref().map(parse_status).transpose()?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|raw| parse_status(raw, &STATUSES, InboxStatus::as_str))
+        .transpose()?;
     let limit = limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let rows = database(&state)?
         .inbox_messages(tenant.key(), status, i64::from(limit))
@@ -210,22 +171,15 @@ pub async fn inbox_stats(
     State(state): State<AppState>,
     Path(tenant_key): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<InboxStatsResponse>, InboxRouteError> {
+) -> Result<Json<InboxStatsResponse>, WebError> {
     let tenant = authorised_tenant(&state, &tenant_key, &headers)?;
     let counts = database(&state)?
         .inbox_counts(tenant.key())
         .await
         .map_err(internal)?;
-    let statuses: Vec<InboxStatusCount> = STATUSES
+    let statuses: Vec<InboxStatusCount> = status_counts(&STATUSES, &counts, InboxStatus::as_str)
         .into_iter()
-        .map(|s| InboxStatusCount {
-            status: s.as_str().to_owned(),
-            count: counts
-                .iter()
-                .filter(|(c, _)| *c == s)
-                .map(|(_, n)| *n)
-                .sum(),
-        })
+        .map(|(status, count)| InboxStatusCount { status, count })
         .collect();
     let total = statuses.iter().map(|s| s.count).sum();
     Ok(Json(InboxStatsResponse { statuses, total }))
@@ -249,7 +203,7 @@ pub async fn requeue_inbox(
     State(state): State<AppState>,
     Path((tenant_key, raw_id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Json<RequeueResponse>, InboxRouteError> {
+) -> Result<Json<RequeueResponse>, WebError> {
     let tenant = authorised_tenant(&state, &tenant_key, &headers)?;
     let id = parse_id("inbox_id", &raw_id)?;
     let db = database(&state)?;
@@ -270,10 +224,11 @@ pub async fn requeue_inbox(
         }));
     }
     match db.inbox_message(tenant.key(), id).await.map_err(internal)? {
-        None => {
-            Err(WebError::Missing(format!("no callback {id} in tenant `{}`", tenant.key())).into())
-        }
-        Some(m) => Err(InboxRouteError::NotDead(format!(
+        None => Err(WebError::Missing(format!(
+            "no callback {id} in tenant `{}`",
+            tenant.key()
+        ))),
+        Some(m) => Err(not_dead(format!(
             "callback {id} is {}, not dead: only dead callbacks can be requeued",
             m.status
         ))),

@@ -13,12 +13,14 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use domain::webhooks::{ReplayOutcome, WebhookDelivery, WebhookStatus};
 use serde::{Deserialize, Serialize};
 
-use super::directory::{bad_query, database, internal, limit, parse_id, shown};
+use super::directory::{
+    bad_query, database, internal, limit, not_dead, parse_id, parse_status, status_counts,
+};
 use crate::AppState;
 use crate::auth::authorised_tenant;
 use crate::error::WebError;
@@ -130,18 +132,6 @@ pub struct WebhookDeliveriesQuery {
     limit: Option<u32>,
 }
 
-fn parse_status(raw: &str) -> Result<WebhookStatus, WebError> {
-    STATUSES
-        .into_iter()
-        .find(|s| s.as_str() == raw)
-        .ok_or_else(|| {
-            WebError::BadRequest(format!(
-                "status must be one of pending, processing, delivered, dead; got `{}`",
-                shown(raw)
-            ))
-        })
-}
-
 fn no_such(id: i64, tenant: &str) -> WebError {
     WebError::Missing(format!("no webhook delivery {id} in tenant `{tenant}`"))
 }
@@ -164,7 +154,11 @@ pub async fn list_deliveries(
 ) -> Result<Json<WebhookDeliveriesResponse>, WebError> {
     let tenant = authorised_tenant(&state, &tenant_key, &headers)?;
     let Query(query) = query.map_err(bad_query)?;
-    let status = query.status.as_deref().map(parse_status).transpose()?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|raw| parse_status(raw, &STATUSES, WebhookStatus::as_str))
+        .transpose()?;
     let limit = limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let db = database(&state)?;
     let rows = db
@@ -174,16 +168,9 @@ pub async fn list_deliveries(
     let counts = db.webhook_counts(tenant.key()).await.map_err(internal)?;
     Ok(Json(WebhookDeliveriesResponse {
         deliveries: rows.into_iter().map(WebhookDeliveryDto::from).collect(),
-        counts: STATUSES
+        counts: status_counts(&STATUSES, &counts, WebhookStatus::as_str)
             .into_iter()
-            .map(|s| WebhookCount {
-                status: s.as_str().to_owned(),
-                count: counts
-                    .iter()
-                    .filter(|(c, _)| *c == s)
-                    .map(|(_, n)| *n)
-                    .sum(),
-            })
+            .map(|(status, count)| WebhookCount { status, count })
             .collect(),
     }))
 }
@@ -245,13 +232,9 @@ pub async fn replay_delivery(
             status: WebhookStatus::Pending.as_str().to_owned(),
         })),
         ReplayOutcome::NotFound => Err(no_such(id, tenant.key())),
-        ReplayOutcome::NotDead(status) => Err(WebError::Coded {
-            status: StatusCode::CONFLICT,
-            code: "not_dead",
-            message: format!(
-                "webhook delivery {id} is {status}, not dead: only dead deliveries can be replayed"
-            ),
-        }),
+        ReplayOutcome::NotDead(status) => Err(not_dead(format!(
+            "webhook delivery {id} is {status}, not dead: only dead deliveries can be replayed"
+        ))),
     }
 }
 
