@@ -71,6 +71,13 @@ pub(crate) use on_pool;
 #[derive(Clone)]
 pub struct Db {
     pub(crate) pool: Pool,
+    /// SQLite files only: one connection of its own for the callback inbox's writes (the group commit,
+    /// the dispatch worker's claims and settles). SQLite has one write lock per file; writers that meet
+    /// on it wait in SQLite's busy handler, which sleeps 1, 2, 5, 10... ms between tries, so an
+    /// acknowledgement could wait out a sleep long after the lock was free. Through one connection the
+    /// inbox's writers queue in the pool instead, in order, and each gets the lock the moment the one
+    /// before it commits.
+    pub(crate) inbox_writer: Option<SqlitePool>,
 }
 
 // Written by hand: the pools' own Debug prints their connect options, which include the password.
@@ -147,15 +154,30 @@ impl Db {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal);
-            SqlitePoolOptions::new()
+            // No ping before handing out a connection: a file connection cannot have been dropped
+            // by a peer, and sqlx's ping is a round trip to the connection's thread on every
+            // acquire, which doubled the cost of each short statement of the inbox and its worker.
+            let pool = SqlitePoolOptions::new()
                 .max_connections(SQLITE_MAX_CONNECTIONS)
+                .test_before_acquire(false)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await
+                .map_err(|source| Error::Connect { backend, source })?;
+            let inbox_writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .test_before_acquire(false)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_lazy_with(options);
+            return Ok(Db {
+                pool: Pool::Sqlite(pool),
+                inbox_writer: Some(inbox_writer),
+            });
         }
         .map_err(|source| Error::Connect { backend, source })?;
         Ok(Db {
             pool: Pool::Sqlite(pool),
+            inbox_writer: None,
         })
     }
 
@@ -173,6 +195,7 @@ impl Db {
             .map_err(|source| Error::Connect { backend, source })?;
         Ok(Db {
             pool: Pool::Postgres(pool),
+            inbox_writer: None,
         })
     }
 
@@ -211,6 +234,9 @@ impl Db {
 
     /// Close every connection. Waits for connections in use to be returned.
     pub async fn close(&self) {
+        if let Some(w) = &self.inbox_writer {
+            w.close().await;
+        }
         match &self.pool {
             Pool::Sqlite(p) => p.close().await,
             Pool::Postgres(p) => p.close().await,

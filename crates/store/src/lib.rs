@@ -36,7 +36,9 @@ pub use identity::{
     NewWechatIdentity, SealedSessionKey, SessionId, SessionRow, UserMerge, UserMergeRecord,
     WechatIdentity,
 };
-pub use inbox::{InboxInsert, InboxMessage, InboxStatus, NewInboxMessage};
+pub use inbox::{
+    InboxInsert, InboxMessage, InboxSettle, InboxSettlement, InboxStatus, NewInboxMessage,
+};
 pub use oauth_state::OAuthStateRow;
 pub use outbox::{
     CallOutcome, CallStatus, EnqueueOutcome, NewOutboxMessage, OutboxCall, OutboxMessage,

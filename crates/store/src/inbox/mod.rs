@@ -19,6 +19,27 @@ use std::str::FromStr;
 use crate::db::{Db, Pool};
 use crate::error::Error;
 
+/// How [`Db::settle_inbox`] leaves one claimed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxSettle<'a> {
+    /// Finished with `status` (done, pending_webhook or dead); `finished_at_ms` is the settle time.
+    Finish {
+        status: InboxStatus,
+        outcome: Option<&'a str>,
+        error: Option<&'a str>,
+    },
+    /// Pending again, due at `at_ms`, with the error that stopped it.
+    Retry { error: &'a str, at_ms: i64 },
+}
+
+/// One claimed message to settle: its id, the attempt its claim made, and how to leave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboxSettlement<'a> {
+    pub id: i64,
+    pub attempt: i64,
+    pub settle: InboxSettle<'a>,
+}
+
 /// Where a message is in its life (see migration 0006).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum InboxStatus {
@@ -162,11 +183,24 @@ macro_rules! dispatch {
     };
 }
 
+/// [`dispatch!`] for the inbox's hot writes: on an SQLite file, through the inbox's own writer
+/// connection ([`Db`]'s `inbox_writer`), so they queue in order instead of sleeping in SQLite's
+/// busy handler.
+macro_rules! dispatch_write {
+    ($db:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        match (&$db.pool, &$db.inbox_writer) {
+            (Pool::Sqlite(_), Some(writer)) => sqlite_ops::$f(writer, $($arg),*).await,
+            (Pool::Sqlite(pool), None) => sqlite_ops::$f(pool, $($arg),*).await,
+            (Pool::Postgres(pool), _) => postgres_ops::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
 impl Db {
     /// Store a verified callback in its starting status, due at once; [`InboxInsert::Duplicate`] (nothing written)
     /// when the same (tenant, source, dedup key) is already stored, whatever its status.
     pub async fn insert_inbox(&self, msg: &NewInboxMessage<'_>) -> Result<InboxInsert, Error> {
-        dispatch!(self, insert(msg))
+        dispatch_write!(self, insert(msg))
     }
 
     /// [`Db::insert_inbox`] for many messages in ONE transaction (a group commit): one result per
@@ -175,7 +209,7 @@ impl Db {
         &self,
         msgs: &[NewInboxMessage<'_>],
     ) -> Result<Vec<InboxInsert>, Error> {
-        dispatch!(self, insert_batch(msgs))
+        dispatch_write!(self, insert_batch(msgs))
     }
 
     /// Claim up to `limit` of `tenant`'s due messages (pending with `available_at_ms <= now`, or processing with an
@@ -189,12 +223,27 @@ impl Db {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<InboxMessage>, Error> {
-        dispatch!(self, claim(tenant, worker, now_ms, lease_ms, limit))
+        dispatch_write!(self, claim(tenant, worker, now_ms, lease_ms, limit))
+    }
+
+    /// Settle claimed messages in one write transaction (one commit for a whole claim instead of
+    /// one per message): each is finished or put back for a retry, fenced by its claim. For each
+    /// item, in order, false when the claim is no longer this worker's (`attempts` moved on: the
+    /// lease ran out and another worker claimed it), in which case nothing is written for it.
+    pub async fn settle_inbox(
+        &self,
+        worker: &str,
+        now_ms: i64,
+        items: &[InboxSettlement<'_>],
+    ) -> Result<Vec<bool>, Error> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch_write!(self, settle(worker, now_ms, items))
     }
 
     /// Finish a claimed message with `status` (done, pending_webhook or dead), `outcome` and
-    /// `error`. False when the claim is no longer this worker's (`attempts` moved on: the lease ran out
-    /// and another worker claimed it), in which case nothing is written.
+    /// `error` ([`Db::settle_inbox`] for one message).
     #[allow(clippy::too_many_arguments)]
     pub async fn finish_inbox(
         &self,
@@ -206,14 +255,16 @@ impl Db {
         error: Option<&str>,
         now_ms: i64,
     ) -> Result<bool, Error> {
-        dispatch!(
-            self,
-            finish(id, worker, attempt, status, outcome, error, now_ms)
-        )
+        let settle = InboxSettle::Finish {
+            status,
+            outcome,
+            error,
+        };
+        self.settle_one(worker, now_ms, id, attempt, settle).await
     }
 
-    /// Put a claimed message back as pending, due at `retry_at_ms`, with the error that stopped it.
-    /// False when the claim is no longer this worker's.
+    /// Put a claimed message back as pending, due at `retry_at_ms`, with the error that stopped it
+    /// ([`Db::settle_inbox`] for one message).
     pub async fn retry_inbox(
         &self,
         id: i64,
@@ -222,7 +273,29 @@ impl Db {
         error: &str,
         retry_at_ms: i64,
     ) -> Result<bool, Error> {
-        dispatch!(self, retry(id, worker, attempt, error, retry_at_ms))
+        let settle = InboxSettle::Retry {
+            error,
+            at_ms: retry_at_ms,
+        };
+        self.settle_one(worker, retry_at_ms, id, attempt, settle)
+            .await
+    }
+
+    async fn settle_one(
+        &self,
+        worker: &str,
+        now_ms: i64,
+        id: i64,
+        attempt: i64,
+        settle: InboxSettle<'_>,
+    ) -> Result<bool, Error> {
+        let item = InboxSettlement {
+            id,
+            attempt,
+            settle,
+        };
+        let done = self.settle_inbox(worker, now_ms, &[item]).await?;
+        Ok(done.first().copied().unwrap_or(false))
     }
 
     /// A tenant's messages, newest first, optionally of one status.

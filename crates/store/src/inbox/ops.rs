@@ -187,58 +187,70 @@ pub(super) async fn claim(
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn finish(
-    pool: &Pool,
-    id: i64,
-    worker: &str,
-    attempt: i64,
-    status: InboxStatus,
-    outcome: Option<&str>,
-    error: Option<&str>,
-    now: i64,
-) -> Result<bool, Error> {
-    let n = sqlx::query(
-        "UPDATE callback_inbox SET status = $4, outcome = $5, last_error = $6, finished_at_ms = $7, \
-         available_at_ms = $7 \
-         WHERE id = $1 AND claimed_by = $2 AND attempts = $3 AND status = 'processing'",
-    )
-    .bind(id)
-    .bind(worker)
-    .bind(attempt)
-    .bind(status.as_str())
-    .bind(outcome)
-    .bind(error)
-    .bind(now)
-    .execute(pool)
-    .await
-    .map_err(query_error)?
-    .rows_affected();
-    Ok(n == 1)
-}
+/// Messages per settle statement: 6 parameters each.
+const SETTLE_CHUNK: usize = 128;
 
-pub(super) async fn retry(
+/// One `UPDATE ... FROM (VALUES ...)` per chunk, in one write transaction: the whole claim is settled
+/// in a statement or two, so SQLite's write lock is held for one round trip instead of one per row.
+/// `VALUES` columns are `column1..column6` in both dialects: id, attempt, status, outcome, error,
+/// available_at_ms. A retry (`pending`) keeps the row's outcome and finish time.
+pub(super) async fn settle(
     pool: &Pool,
-    id: i64,
     worker: &str,
-    attempt: i64,
-    error: &str,
-    retry_at: i64,
-) -> Result<bool, Error> {
-    let n = sqlx::query(
-        "UPDATE callback_inbox SET status = 'pending', last_error = $4, available_at_ms = $5 \
-         WHERE id = $1 AND claimed_by = $2 AND attempts = $3 AND status = 'processing'",
-    )
-    .bind(id)
-    .bind(worker)
-    .bind(attempt)
-    .bind(error)
-    .bind(retry_at)
-    .execute(pool)
-    .await
-    .map_err(query_error)?
-    .rows_affected();
-    Ok(n == 1)
+    now: i64,
+    items: &[InboxSettlement<'_>],
+) -> Result<Vec<bool>, Error> {
+    use std::fmt::Write as _;
+    let mut tx = begin_write(pool).await?;
+    let mut written = std::collections::HashSet::with_capacity(items.len());
+    for chunk in items.chunks(SETTLE_CHUNK) {
+        let mut values = String::new();
+        for n in 0..chunk.len() {
+            let p = 3 + n * 6;
+            let sep = if n == 0 { "" } else { ", " };
+            let _ = write!(
+                values,
+                "{sep}(${}, ${}, ${}, ${}, ${}, ${})",
+                p,
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5
+            );
+        }
+        let sql = format!(
+            "UPDATE callback_inbox SET status = v.column3, \
+             outcome = CASE WHEN v.column3 = 'pending' THEN callback_inbox.outcome ELSE v.column4 END, \
+             last_error = v.column5, available_at_ms = v.column6, \
+             finished_at_ms = CASE WHEN v.column3 = 'pending' THEN callback_inbox.finished_at_ms ELSE $2 END \
+             FROM (VALUES {values}) AS v \
+             WHERE callback_inbox.id = v.column1 AND callback_inbox.claimed_by = $1 \
+               AND callback_inbox.attempts = v.column2 AND callback_inbox.status = 'processing' \
+             RETURNING callback_inbox.id"
+        );
+        let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(worker).bind(now);
+        for item in chunk {
+            let (status, outcome, error, available) = match item.settle {
+                InboxSettle::Finish {
+                    status,
+                    outcome,
+                    error,
+                } => (status, outcome, error, now),
+                InboxSettle::Retry { error, at_ms } => (InboxStatus::Pending, None, Some(error), at_ms),
+            };
+            query = query
+                .bind(item.id)
+                .bind(item.attempt)
+                .bind(status.as_str())
+                .bind(outcome)
+                .bind(error)
+                .bind(available);
+        }
+        written.extend(query.fetch_all(&mut *tx).await.map_err(query_error)?);
+    }
+    tx.commit().await.map_err(query_error)?;
+    Ok(items.iter().map(|i| written.contains(&i.id)).collect())
 }
 
 pub(super) async fn list(

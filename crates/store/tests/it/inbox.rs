@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use store::{Db, InboxInsert, InboxStatus, NewInboxMessage};
+use store::{Db, InboxInsert, InboxSettle, InboxSettlement, InboxStatus, NewInboxMessage};
 
 fn msg<'a>(tenant: &'a str, key: &'a str) -> NewInboxMessage<'a> {
     NewInboxMessage {
@@ -279,6 +279,88 @@ async fn concurrent_claims(db: &Db) {
     assert_eq!(unique.len(), 200);
 }
 
+/// A whole claim settled at once (more rows than one settle statement takes): each row finished done or
+/// dead, or put back for a retry, exactly as asked; a row whose claim moved on is reported false and
+/// left as the other worker has it; a retry keeps the outcome and finish time the row already had.
+async fn settle_claim(db: &Db) {
+    let t = "settle";
+    let keys: Vec<String> = (0..300).map(|i| format!("s{i}")).collect();
+    let msgs: Vec<_> = keys.iter().map(|k| msg(t, k)).collect();
+    db.insert_inbox_batch(&msgs).await.unwrap();
+    let rows = db.claim_inbox(t, "w1", 2_000, 1_000, 300).await.unwrap();
+    assert_eq!(rows.len(), 300);
+    // w1's lease runs out and w2 takes the oldest row over before w1 settles.
+    let taken = db.claim_inbox(t, "w2", 3_000, 1_000, 1).await.unwrap();
+    assert_eq!(
+        taken.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![rows[0].id]
+    );
+    let stolen = 0;
+
+    let outcomes: Vec<String> = (0..300).map(|i| format!("{{\"n\":{i}}}")).collect();
+    let items: Vec<InboxSettlement<'_>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| InboxSettlement {
+            id: r.id,
+            attempt: r.attempts,
+            settle: match i % 3 {
+                0 => InboxSettle::Finish {
+                    status: InboxStatus::Done,
+                    outcome: Some(&outcomes[i]),
+                    error: None,
+                },
+                1 => InboxSettle::Finish {
+                    status: InboxStatus::Dead,
+                    outcome: None,
+                    error: Some("bad payload"),
+                },
+                _ => InboxSettle::Retry {
+                    error: "upstream down",
+                    at_ms: 50_000 + i as i64,
+                },
+            },
+        })
+        .collect();
+    let written = db.settle_inbox("w1", 2_900, &items).await.unwrap();
+    assert_eq!(written.len(), 300);
+    for (i, w) in written.iter().enumerate() {
+        assert_eq!(*w, i != stolen, "row {i}");
+    }
+    let all = db.inbox_messages(t, None, 1_000).await.unwrap();
+    assert_eq!(all.len(), 300);
+    for (i, r) in rows.iter().enumerate() {
+        let m = all.iter().find(|m| m.id == r.id).unwrap();
+        if i == stolen {
+            assert_eq!(m.status, InboxStatus::Processing, "w2 still has it");
+            assert_eq!(m.claimed_by.as_deref(), Some("w2"));
+            assert_eq!(m.attempts, 2);
+            continue;
+        }
+        match i % 3 {
+            0 => {
+                assert_eq!(m.status, InboxStatus::Done, "row {i}");
+                assert_eq!(m.outcome.as_deref(), Some(outcomes[i].as_str()));
+                assert_eq!(m.last_error, None);
+                assert_eq!(m.finished_at_ms, Some(2_900));
+            }
+            1 => {
+                assert_eq!(m.status, InboxStatus::Dead, "row {i}");
+                assert_eq!(m.last_error.as_deref(), Some("bad payload"));
+                assert_eq!(m.finished_at_ms, Some(2_900));
+            }
+            _ => {
+                assert_eq!(m.status, InboxStatus::Pending, "row {i}");
+                assert_eq!(m.last_error.as_deref(), Some("upstream down"));
+                assert_eq!(m.available_at_ms, 50_000 + i as i64);
+                assert_eq!(m.finished_at_ms, None);
+            }
+        }
+    }
+    // Nothing to settle writes nothing.
+    assert!(db.settle_inbox("w1", 3_000, &[]).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn inbox_on_sqlite() {
     let (db, _url, _dir) = crate::support::sqlite_file().await;
@@ -286,6 +368,7 @@ async fn inbox_on_sqlite() {
     concurrent_claims(&db).await;
     batch(&db).await;
     batch_across_chunks(&db).await;
+    settle_claim(&db).await;
 }
 
 #[tokio::test]
@@ -297,6 +380,7 @@ async fn inbox_on_postgres() {
         concurrent_claims(&db).await;
         batch(&db).await;
         batch_across_chunks(&db).await;
+        settle_claim(&db).await;
         db.close().await;
     })
     .await;
