@@ -84,7 +84,9 @@ pub async fn serve_on(
     tracing::info!(server.addr = %addr, "wxbridge listening");
     // The callback inbox's dispatch worker runs as long as the server; dropping the handle stops it.
     let _dispatch = state.db.clone().map(|db| {
-        domain::callbacks::Dispatcher::new(db, state.tenants.clone(), Default::default()).spawn()
+        domain::callbacks::Dispatcher::new(db, state.tenants.clone(), Default::default())
+            .deferring_to(state.inbox.clone())
+            .spawn()
     });
     // The message outbox's worker, for as long as the server runs.
     let outbox = state.db.clone().map(|db| {

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use store::{InboxMessage, InboxStatus};
+use store::{InboxMessage, InboxSettle, InboxSettlement, InboxStatus};
 use wx_crypto::CallbackMessage;
 use wx_crypto::message::{ChangeType, ContactChange};
 
@@ -68,6 +68,9 @@ pub struct DispatchOptions {
     pub backoff_base: Duration,
     /// Longest delay between retries.
     pub backoff_max: Duration,
+    /// Longest the worker waits, before each claim, for callbacks being acknowledged to be committed
+    /// (see [`Dispatcher::deferring_to`]); zero never waits.
+    pub defer_max: Duration,
     pub incremental: IncrementalOptions,
 }
 
@@ -81,6 +84,7 @@ impl Default for DispatchOptions {
             max_attempts: 8,
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(600),
+            defer_max: Duration::from_millis(50),
             incremental: IncrementalOptions::default(),
         }
     }
@@ -105,6 +109,14 @@ pub struct Dispatcher {
     db: Db,
     tenants: Tenants,
     opts: Arc<DispatchOptions>,
+    /// The receive side's group commit, whose waiting callbacks go first.
+    acks: Option<super::InboxWriter>,
+}
+
+/// How a handled row is to be settled (owned, until the claim's one settle borrows it).
+enum Settled {
+    Finish(InboxStatus, Option<String>, Option<String>),
+    Retry(String, i64),
 }
 
 enum Verdict {
@@ -161,6 +173,26 @@ impl Dispatcher {
             db,
             tenants,
             opts: Arc::new(opts),
+            acks: None,
+        }
+    }
+
+    /// Let acknowledgements go first: before each claim the running worker waits, up to
+    /// `defer_max`, while `acks` has callbacks waiting to be committed. Claims and settles take
+    /// the same write lock as the inbox's group commit, and the endpoint must answer fast whatever
+    /// the worker is doing; the bound keeps a sustained burst from starving the worker (it then still
+    /// claims a batch every `defer_max`), and the backlog drains at full speed once the burst ends.
+    pub fn deferring_to(mut self, acks: super::InboxWriter) -> Self {
+        self.acks = Some(acks);
+        self
+    }
+
+    /// Wait, up to `defer_max`, until no callback is waiting for the inbox.
+    async fn defer_to_acks(&self) {
+        let Some(acks) = &self.acks else { return };
+        let deadline = tokio::time::Instant::now() + self.opts.defer_max;
+        while acks.waiting() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
@@ -182,30 +214,30 @@ impl Dispatcher {
             claimed: rows.len(),
             ..DispatchReport::default()
         };
-        for row in rows {
-            let verdict = self.handle(&row).await;
-            let now = self.now_ms();
-            let written = match &verdict {
+        // Handle every row of the claim, then settle them all in one write transaction: one commit
+        // per claim instead of one per row. A worker that dies before the settle leaves the rows to
+        // be claimed again after the lease, and handling a row again writes nothing new.
+        let mut settled: Vec<(i64, i64, Settled)> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let verdict = self.handle(row).await;
+            let how = match verdict {
                 Verdict::Done(outcome, queued) => {
                     report.done += 1;
                     report.webhooks += queued;
-                    self.finish(&row, InboxStatus::Done, Some(outcome), None, now)
-                        .await
+                    Settled::Finish(InboxStatus::Done, Some(outcome), None)
                 }
                 Verdict::Dead(error) => {
                     report.dead += 1;
                     tracing::warn!(inbox.id = row.id, tenant = %row.tenant, inbox.kind = %row.kind,
                         error = %error, "callback dead");
-                    self.finish(&row, InboxStatus::Dead, None, Some(error), now)
-                        .await
+                    Settled::Finish(InboxStatus::Dead, None, Some(error))
                 }
                 Verdict::Retry(error) if row.attempts >= o.max_attempts => {
                     report.dead += 1;
                     let error = format!("gave up after {} attempts: {error}", row.attempts);
                     tracing::warn!(inbox.id = row.id, tenant = %row.tenant, inbox.kind = %row.kind,
                         error = %error, "callback dead");
-                    self.finish(&row, InboxStatus::Dead, None, Some(&error), now)
-                        .await
+                    Settled::Finish(InboxStatus::Dead, None, Some(error))
                 }
                 Verdict::Retry(error) => {
                     report.retried += 1;
@@ -217,45 +249,36 @@ impl Dispatcher {
                         .min(o.backoff_max);
                     tracing::info!(inbox.id = row.id, tenant = %row.tenant, inbox.attempts = row.attempts,
                         retry_in_ms = ms(delay), error = %error, "callback will be retried");
-                    self.db
-                        .retry_inbox(
-                            row.id,
-                            &o.worker_id,
-                            row.attempts,
-                            error,
-                            now.saturating_add(ms(delay)),
-                        )
-                        .await
-                        .map_err(|e| DomainError::Database(e.to_string()))
+                    Settled::Retry(error, self.now_ms().saturating_add(ms(delay)))
                 }
-            }?;
-            if !written {
-                report.lost += 1;
-            }
+            };
+            settled.push((row.id, row.attempts, how));
         }
-        Ok(report)
-    }
-
-    async fn finish(
-        &self,
-        row: &InboxMessage,
-        status: InboxStatus,
-        outcome: Option<&str>,
-        error: Option<&str>,
-        now: i64,
-    ) -> Result<bool, DomainError> {
-        self.db
-            .finish_inbox(
-                row.id,
-                &self.opts.worker_id,
-                row.attempts,
-                status,
-                outcome,
-                error,
-                now,
-            )
+        let items: Vec<InboxSettlement<'_>> = settled
+            .iter()
+            .map(|(id, attempt, how)| InboxSettlement {
+                id: *id,
+                attempt: *attempt,
+                settle: match how {
+                    Settled::Finish(status, outcome, error) => InboxSettle::Finish {
+                        status: *status,
+                        outcome: outcome.as_deref(),
+                        error: error.as_deref(),
+                    },
+                    Settled::Retry(error, at_ms) => InboxSettle::Retry {
+                        error,
+                        at_ms: *at_ms,
+                    },
+                },
+            })
+            .collect();
+        let written = self
+            .db
+            .settle_inbox(&o.worker_id, self.now_ms(), &items)
             .await
-            .map_err(|e| DomainError::Database(e.to_string()))
+            .map_err(|e| DomainError::Database(e.to_string()))?;
+        report.lost = written.iter().filter(|w| !**w).count();
+        Ok(report)
     }
 
     async fn handle(&self, row: &InboxMessage) -> Verdict {
@@ -612,6 +635,7 @@ impl Dispatcher {
     pub fn spawn(self) -> DispatchHandle {
         let task = tokio::spawn(async move {
             loop {
+                self.defer_to_acks().await;
                 let idle = match self.run_once().await {
                     Ok(r) => r.claimed == 0,
                     Err(e) => {

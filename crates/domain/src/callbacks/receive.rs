@@ -570,17 +570,35 @@ const MAX_BATCH: usize = 512;
 #[derive(Clone, Default)]
 pub struct InboxWriter {
     tx: Arc<OnceLock<tokio::sync::mpsc::Sender<Job>>>,
+    /// Callbacks handed to the writer and not yet answered (the dispatch worker defers to these).
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a callback as waiting for the inbox until dropped.
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl fmt::Debug for InboxWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InboxWriter")
             .field("started", &self.tx.get().is_some())
+            .field("waiting", &self.waiting())
             .finish()
     }
 }
 
 impl InboxWriter {
+    /// Callbacks waiting for their row to be committed right now: more than zero while requests are
+    /// being acknowledged.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Like [`accept`], through the group commit. `db` must be the same on every call (the first call
     /// starts the writer on it).
     pub async fn accept(
@@ -608,6 +626,9 @@ impl InboxWriter {
             reply,
         };
         let gone = || ReceiveError::Inbox("the inbox writer stopped".to_owned());
+        self.waiting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
         tx.send(job).await.map_err(|_| gone())?;
         match answer.await.map_err(|_| gone())? {
             Ok(store::InboxInsert::Inserted(id)) => Ok(Accepted {
