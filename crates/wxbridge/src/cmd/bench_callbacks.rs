@@ -1,14 +1,19 @@
 //! `wxbridge bench callbacks`: the callback endpoint's load benchmark of issue 5. Runs the real server
 //! (router, dispatch worker and all) on loopback over a fresh SQLite file, pre-builds N distinct signed
-//! and encrypted WeCom app callbacks (text messages with unique MsgIds, so the worker only marks them for
-//! the webhook and no upstream is needed), POSTs them with C in flight, and reports accepted callbacks per
-//! second (verified, decrypted, in the inbox, acknowledged with 200) and the p50 / p99 / max
-//! acknowledgement latency seen by the client. Client and server share this process and its cores.
+//! and encrypted WeCom app callbacks (text messages with unique MsgIds: the dispatch worker claims each
+//! and raises `message.received`, which no webhook is configured to take, so no upstream is needed), sends
+//! them over C keep-alive HTTP/1.1 connections, and reports accepted callbacks per second (verified,
+//! decrypted, in the inbox, acknowledged with 200), the p50 / p99 / max acknowledgement latency seen by
+//! the client, and how long the dispatch worker took to finish every row. Client and server share this
+//! process and its cores; the client is hyper's bare connection API so it takes as little of them as it
+//! can.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use wx_api::clock::SystemClock;
 use wx_api::token::MemoryTokenStore;
@@ -46,6 +51,33 @@ struct Report {
     p99_ms: f64,
     max_ms: f64,
     inbox_rows: i64,
+    /// Rows the dispatch worker had finished when the last acknowledgement came back.
+    dispatched_at_ack_end: i64,
+    /// Seconds from the first request until the dispatch worker had finished every row (None: it had
+    /// not within the drain timeout).
+    drained_seconds: Option<f64>,
+    dispatched_per_second: Option<f64>,
+}
+
+/// How long to wait, after the last acknowledgement, for the dispatch worker to finish the inbox.
+const DRAIN_TIMEOUT_SECS: u64 = 120;
+
+/// The inbox's rows and how many of them the dispatch worker has finished (done, left for the webhook
+/// or dead: anything not pending or claimed).
+async fn inbox_progress(db: &store::Db) -> Result<(i64, i64), CmdError> {
+    let counts = db.inbox_counts("bench").await.map_err(CmdError::new)?;
+    let rows = counts.iter().map(|(_, n)| n).sum();
+    let finished = counts
+        .iter()
+        .filter(|(s, _)| {
+            !matches!(
+                s,
+                store::InboxStatus::Pending | store::InboxStatus::Processing
+            )
+        })
+        .map(|(_, n)| n)
+        .sum();
+    Ok((rows, finished))
 }
 
 fn config_toml(dir: &std::path::Path) -> String {
@@ -94,7 +126,18 @@ async fn bench(args: BenchCallbacksArgs) -> CmdResult {
             "  ack latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             report.p50_ms, report.p99_ms, report.max_ms
         );
-        println!("  inbox rows: {}", report.inbox_rows);
+        println!(
+            "  inbox rows: {} ({} already dispatched when the last ack came back)",
+            report.inbox_rows, report.dispatched_at_ack_end
+        );
+        match (report.drained_seconds, report.dispatched_per_second) {
+            (Some(s), Some(rate)) => println!(
+                "  dispatch worker finished every row {s:.2} s after the first request = {rate:.0} dispatched/s"
+            ),
+            _ => println!(
+                "  dispatch worker had not finished every row {DRAIN_TIMEOUT_SECS} s after the last ack"
+            ),
+        }
     }
     Ok(())
 }
@@ -129,7 +172,7 @@ async fn bench_in(args: &BenchCallbacksArgs, dir: &std::path::Path) -> Result<Re
 
     // Build every request before the clock starts.
     let crypto = CallbackCrypto::new(TOKEN, AES_KEY, CORPID).map_err(CmdError::new)?;
-    let url = format!("http://{addr}/callback/bench/wecom/apps/main");
+    let (host, path) = (addr.to_string(), "/callback/bench/wecom/apps/main");
     let mut requests = Vec::with_capacity(args.count);
     for i in 0..args.count {
         let mut b = XmlBuilder::new();
@@ -150,33 +193,26 @@ async fn bench_in(args: &BenchCallbacksArgs, dir: &std::path::Path) -> Result<Re
         let body = format!(
             "<xml><ToUserName><![CDATA[{CORPID}]]></ToUserName><AgentID><![CDATA[{AGENTID}]]></AgentID><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
         );
-        requests.push((
-            format!("{url}?msg_signature={sig}&timestamp={ts}&nonce={nonce}"),
-            body,
-        ));
-    }
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()
+        let request = http::Request::post(format!(
+            "{path}?msg_signature={sig}&timestamp={ts}&nonce={nonce}"
+        ))
+        .header(http::header::HOST, &host)
+        .header(http::header::CONTENT_TYPE, "text/xml")
+        .body(Full::new(Bytes::from(body)))
         .map_err(CmdError::new)?;
+        requests.push(request);
+    }
+    let queue = Arc::new(std::sync::Mutex::new(requests.into_iter()));
 
     let start = Instant::now();
-    let results: Vec<(bool, Duration)> = futures::stream::iter(requests)
-        .map(|(u, body)| {
-            let http = http.clone();
-            async move {
-                let t = Instant::now();
-                let ok = match http.post(u).body(body).send().await {
-                    Ok(r) => r.status().as_u16() == 200 && r.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
-                (ok, t.elapsed())
-            }
-        })
-        .buffer_unordered(args.concurrency.max(1))
-        .collect()
-        .await;
+    let clients = (0..args.concurrency.max(1)).map(|_| {
+        let queue = queue.clone();
+        tokio::spawn(client_loop(addr, queue))
+    });
+    let mut results: Vec<(bool, Duration)> = Vec::with_capacity(args.count);
+    for joined in futures::future::join_all(clients).await {
+        results.extend(joined.map_err(CmdError::new)??);
+    }
     let seconds = start.elapsed().as_secs_f64();
 
     let accepted = results.iter().filter(|(ok, _)| *ok).count();
@@ -189,13 +225,20 @@ async fn bench_in(args: &BenchCallbacksArgs, dir: &std::path::Path) -> Result<Re
         let i = ((lat.len() as f64 - 1.0) * p).round() as usize;
         lat.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
-    let inbox_rows = db
-        .inbox_counts("bench")
-        .await
-        .map_err(CmdError::new)?
-        .iter()
-        .map(|(_, n)| n)
-        .sum();
+    let (inbox_rows, dispatched_at_ack_end) = inbox_progress(&db).await?;
+    let drain_deadline = Instant::now() + Duration::from_secs(DRAIN_TIMEOUT_SECS);
+    let mut drained_seconds = None;
+    loop {
+        let (rows, finished) = inbox_progress(&db).await?;
+        if finished == rows {
+            drained_seconds = Some(start.elapsed().as_secs_f64());
+            break;
+        }
+        if Instant::now() > drain_deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let _ = stop.send(());
     let _ = server.await;
     db.close().await;
@@ -210,5 +253,41 @@ async fn bench_in(args: &BenchCallbacksArgs, dir: &std::path::Path) -> Result<Re
         p99_ms: pct(0.99),
         max_ms: pct(1.0),
         inbox_rows,
+        dispatched_at_ack_end,
+        drained_seconds,
+        dispatched_per_second: drained_seconds.map(|s| inbox_rows as f64 / s.max(1e-9)),
     })
+}
+
+type BenchRequest = http::Request<Full<Bytes>>;
+type Queue = Arc<std::sync::Mutex<std::vec::IntoIter<BenchRequest>>>;
+
+/// One keep-alive HTTP/1.1 connection taking pre-built requests off the shared queue until it is empty,
+/// timing each from send to the last byte of the answer. hyper's connection API, with no pool, URL
+/// parsing or header building per request, so the cores the client shares with the server go to the
+/// server, as with an external load generator such as wrk.
+async fn client_loop(
+    addr: std::net::SocketAddr,
+    queue: Queue,
+) -> Result<Vec<(bool, Duration)>, CmdError> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| CmdError::new(format!("bench client connect: {e}")))?;
+    stream.set_nodelay(true).map_err(CmdError::new)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| CmdError::new(format!("bench client handshake: {e}")))?;
+    let driver = tokio::spawn(conn);
+    let mut timings = Vec::new();
+    while let Some(request) = queue.lock().ok().and_then(|mut q| q.next()) {
+        let t = Instant::now();
+        let ok = match sender.send_request(request).await {
+            Ok(r) => r.status() == http::StatusCode::OK && r.into_body().collect().await.is_ok(),
+            Err(_) => false,
+        };
+        timings.push((ok, t.elapsed()));
+    }
+    drop(sender);
+    let _ = driver.await;
+    Ok(timings)
 }
