@@ -84,7 +84,11 @@ pub async fn serve_on(
     tracing::info!(server.addr = %addr, "wxbridge listening");
     // The callback inbox's dispatch worker runs as long as the server; dropping the handle stops it.
     let _dispatch = state.db.clone().map(|db| {
-        domain::callbacks::Dispatcher::new(db, state.tenants.clone(), Default::default())
+        let opts = domain::callbacks::DispatchOptions {
+            lease: state.config.server.dispatch_lease,
+            ..Default::default()
+        };
+        domain::callbacks::Dispatcher::new(db, state.tenants.clone(), opts)
             .deferring_to(state.inbox.clone())
             .spawn()
     });

@@ -63,6 +63,10 @@ pub struct ServerFile {
     /// `sha256:` + hex of the bootstrap admin token: it signs in to the admin UI for every tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token_hash: Option<String>,
+    /// How long the callback dispatch worker's claim of an inbox row lasts, in seconds: a row claimed
+    /// by a server that died is handled again after this.
+    #[serde(default = "default_dispatch_lease")]
+    pub dispatch_lease_secs: u64,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -113,6 +117,11 @@ fn default_oauth_base_url() -> String {
 fn default_wecom_login_base_url() -> String {
     DEFAULT_WECOM_LOGIN_BASE_URL.to_owned()
 }
+/// The dispatch worker's lease: far longer than handling a claim takes (an upstream read per row).
+pub const DEFAULT_DISPATCH_LEASE_SECS: u64 = 120;
+fn default_dispatch_lease() -> u64 {
+    DEFAULT_DISPATCH_LEASE_SECS
+}
 fn default_oa_mode() -> String {
     "safe".to_owned()
 }
@@ -126,6 +135,7 @@ impl Default for ServerFile {
             session_ttl_secs: default_session_ttl(),
             session_idle_timeout_secs: None,
             admin_token_hash: None,
+            dispatch_lease_secs: default_dispatch_lease(),
         }
     }
 }

@@ -177,6 +177,8 @@ pub struct ServerConfig {
     pub session_idle_timeout: Option<Duration>,
     /// Hash of the bootstrap admin token (admin UI sign-in for every tenant); None: no bootstrap token.
     pub admin_token_hash: Option<ApiKeyHash>,
+    /// How long the callback dispatch worker's claim of an inbox row lasts.
+    pub dispatch_lease: Duration,
 }
 
 impl ServerConfig {

@@ -219,6 +219,7 @@ fn full_sample() -> FileConfig {
             session_ttl_secs: 1,
             session_idle_timeout_secs: Some(1),
             admin_token_hash: f(),
+            dispatch_lease_secs: 1,
         },
         database: DatabaseFile {
             url: s(),

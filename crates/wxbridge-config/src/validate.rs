@@ -24,6 +24,9 @@ use crate::problem::Problem;
 /// Bounds of the session lifetime and idle timeout (seconds).
 const MIN_SESSION_SECS: u64 = 60;
 const MAX_SESSION_TTL_SECS: u64 = 365 * 24 * 3600;
+/// The dispatch worker's lease: long enough to handle a claim, short enough to matter after a crash.
+const MIN_DISPATCH_LEASE_SECS: u64 = 5;
+const MAX_DISPATCH_LEASE_SECS: u64 = 3600;
 
 const HINT_CORPID: &str = "WeCom 管理后台 > 我的企业 > 企业信息 > 企业ID (starts with `ww`)";
 const HINT_CONTACTS_SECRET: &str =
@@ -255,6 +258,14 @@ impl Validator<'_> {
                 "use 60 (one minute) to 31536000 (one year); the default is 604800 (seven days)",
             );
         }
+        let lease = file.server.dispatch_lease_secs;
+        if !(MIN_DISPATCH_LEASE_SECS..=MAX_DISPATCH_LEASE_SECS).contains(&lease) {
+            self.error(
+                "server.dispatch_lease_secs",
+                format!("a dispatch lease of {lease}s is out of range"),
+                "use 5 to 3600 seconds; the default is 120",
+            );
+        }
         if let Some(idle) = file.server.session_idle_timeout_secs
             && (idle < MIN_SESSION_SECS || idle > ttl)
         {
@@ -290,6 +301,7 @@ impl Validator<'_> {
                 .session_idle_timeout_secs
                 .map(Duration::from_secs),
             admin_token_hash,
+            dispatch_lease: Duration::from_secs(lease),
         })
     }
 

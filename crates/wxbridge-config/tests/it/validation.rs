@@ -209,6 +209,31 @@ fn session_lifetimes_default_load_and_are_bounded() {
         "{paths:?}"
     );
 
+    // The dispatch worker's lease: 120 s unless set, 5 to 3600 s.
+    assert_eq!(server.dispatch_lease, std::time::Duration::from_secs(120));
+    let lease = good_toml().replace(
+        "listen = \"127.0.0.1:9999\"",
+        "listen = \"127.0.0.1:9999\"\ndispatch_lease_secs = 10",
+    );
+    let i = inspect_toml(&lease);
+    assert!(!i.has_errors(), "{:#?}", i.problems);
+    assert_eq!(
+        i.config.as_ref().unwrap().server.dispatch_lease,
+        std::time::Duration::from_secs(10)
+    );
+    for bad in [
+        "dispatch_lease_secs = 0",
+        "dispatch_lease_secs = 4",
+        "dispatch_lease_secs = 3601",
+    ] {
+        let toml = good_toml().replace(
+            "listen = \"127.0.0.1:9999\"",
+            &format!("listen = \"127.0.0.1:9999\"\n{bad}"),
+        );
+        let paths = error_paths(&inspect_toml(&toml));
+        assert_eq!(paths, ["server.dispatch_lease_secs"], "{bad}");
+    }
+
     let longer_idle = good_toml().replace(
         "listen = \"127.0.0.1:9999\"",
         "listen = \"127.0.0.1:9999\"\nsession_ttl_secs = 3600\nsession_idle_timeout_secs = 7200",

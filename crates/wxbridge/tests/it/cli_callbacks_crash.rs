@@ -16,8 +16,8 @@ use wx_crypto::{CallbackCrypto, CallbackMessage, XmlBuilder};
 use wxbridge_config::FileConfig;
 
 use crate::support::{
-    assert_all_sent_once, free_port, http, queue_message, request, sent_texts, serve, start_sim,
-    sync_demo, wait_until_up,
+    assert_all_sent_once, free_port, http, queue_message, request, sent_texts, serve_with_env,
+    start_sim, sync_demo, wait_until_up,
 };
 
 const CALLBACKS: usize = 240;
@@ -107,6 +107,10 @@ fn user_gets(sim: SocketAddr) -> u64 {
         .unwrap_or(0)
 }
 
+/// The dispatch worker's lease, short so the dead server's claims come back in seconds (the default is
+/// 120 s); set in the environment form, which `wxbridge serve` reads over the file.
+const SHORT_LEASE: &[(&str, &str)] = &[("WXBRIDGE_SERVER__DISPATCH_LEASE_SECS", "10")];
+
 #[test]
 fn a_server_killed_mid_burst_of_callbacks_and_messages_loses_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -116,7 +120,7 @@ fn a_server_killed_mid_burst_of_callbacks_and_messages_loses_and_repeats_nothing
 
     let key = "wxb_test_key_for_the_callback_crash_test_0123";
     let hash = server::auth::hash_api_key(key).to_file_string();
-    let mut first = serve(&config, dir.path(), &hash);
+    let mut first = serve_with_env(&config, dir.path(), &hash, SHORT_LEASE);
     wait_until_up(bridge, &mut first.0);
     let role = sync_demo(bridge, key);
 
@@ -183,7 +187,7 @@ fn a_server_killed_mid_burst_of_callbacks_and_messages_loses_and_repeats_nothing
 
     // A new server on the same database. WeCom retries what was never acknowledged; the rest of the
     // burst arrives too, and a few acknowledged ones come again (stored nothing).
-    let mut second = serve(&config, dir.path(), &hash);
+    let mut second = serve_with_env(&config, dir.path(), &hash, SHORT_LEASE);
     wait_until_up(bridge, &mut second.0);
     for (i, cb) in cbs.iter().enumerate() {
         if !acked[i] || i % 10 == 0 {

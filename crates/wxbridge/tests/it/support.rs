@@ -112,6 +112,11 @@ pub fn start_sim(config: &Path, bridge: SocketAddr, seed: u32) -> (Running, Sock
 
 /// `wxbridge serve` with `config`, in `dir`, with the API key hash `hash` for tenant `demo`.
 pub fn serve(config: &Path, dir: &Path, hash: &str) -> Running {
+    serve_with_env(config, dir, hash, &[])
+}
+
+/// [`serve`] with more configuration in the environment form (`WXBRIDGE_SERVER__...`).
+pub fn serve_with_env(config: &Path, dir: &Path, hash: &str, env: &[(&str, &str)]) -> Running {
     Running(
         Command::new(env!("CARGO_BIN_EXE_wxbridge"))
             .arg("serve")
@@ -119,6 +124,7 @@ pub fn serve(config: &Path, dir: &Path, hash: &str) -> Running {
             .arg(config)
             .current_dir(dir)
             .env("WXBRIDGE_TENANTS__DEMO__API_KEY_HASHES", hash)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
