@@ -129,10 +129,11 @@ impl Db {
             })?
             .foreign_keys(true)
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
-        let pool = if is_sqlite_memory(url) {
+        if is_sqlite_memory(url) {
             // An in-memory database lives only as long as a connection to it, and each connection made
-            // from these options could see its own copy: keep exactly one connection, forever.
-            SqlitePoolOptions::new()
+            // from these options could see its own copy: keep exactly one connection, forever (so the
+            // inbox has no writer connection of its own either).
+            let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
@@ -140,44 +141,41 @@ impl Db {
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await
-        } else {
-            if let Some(dir) = options
-                .get_filename()
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                create_dir(dir)?;
-            }
-            // WAL lets readers run beside the single writer; NORMAL sync is durable across
-            // application crashes and is the usual pairing with WAL.
-            let options = options
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
-            // No ping before handing out a connection: a file connection cannot have been dropped
-            // by a peer, and sqlx's ping is a round trip to the connection's thread on every
-            // acquire, which doubled the cost of each short statement of the inbox and its worker.
-            let pool = SqlitePoolOptions::new()
-                .max_connections(SQLITE_MAX_CONNECTIONS)
-                .test_before_acquire(false)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options.clone())
-                .await
                 .map_err(|source| Error::Connect { backend, source })?;
-            let inbox_writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                .test_before_acquire(false)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_lazy_with(options);
             return Ok(Db {
                 pool: Pool::Sqlite(pool),
-                inbox_writer: Some(inbox_writer),
+                inbox_writer: None,
             });
         }
-        .map_err(|source| Error::Connect { backend, source })?;
+        if let Some(dir) = options
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            create_dir(dir)?;
+        }
+        // WAL lets readers run beside the single writer; NORMAL sync is durable across application
+        // crashes and is the usual pairing with WAL.
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        // No ping before handing out a connection: a file connection cannot have been dropped by a
+        // peer, and sqlx's ping is a round trip to the connection's thread on every acquire, which
+        // doubled the cost of each short statement of the inbox and its worker.
+        let file_pool = |max| {
+            SqlitePoolOptions::new()
+                .max_connections(max)
+                .test_before_acquire(false)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+        };
+        let pool = file_pool(SQLITE_MAX_CONNECTIONS)
+            .connect_with(options.clone())
+            .await
+            .map_err(|source| Error::Connect { backend, source })?;
         Ok(Db {
             pool: Pool::Sqlite(pool),
-            inbox_writer: None,
+            inbox_writer: Some(file_pool(1).connect_lazy_with(options)),
         })
     }
 
