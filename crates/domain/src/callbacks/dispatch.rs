@@ -113,12 +113,6 @@ pub struct Dispatcher {
     acks: Option<super::InboxWriter>,
 }
 
-/// How a handled row is to be settled (owned, until the claim's one settle borrows it).
-enum Settled {
-    Finish(InboxStatus, Option<String>, Option<String>),
-    Retry(String, i64),
-}
-
 enum Verdict {
     /// Handled: the outcome JSON, and how many webhook events were newly stored.
     Done(String, usize),
@@ -217,27 +211,39 @@ impl Dispatcher {
         // Handle every row of the claim, then settle them all in one write transaction: one commit
         // per claim instead of one per row. A worker that dies before the settle leaves the rows to
         // be claimed again after the lease, and handling a row again writes nothing new.
-        let mut settled: Vec<(i64, i64, Settled)> = Vec::with_capacity(rows.len());
+        let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
             let verdict = self.handle(row).await;
-            let how = match verdict {
+            let settle = match verdict {
                 Verdict::Done(outcome, queued) => {
                     report.done += 1;
                     report.webhooks += queued;
-                    Settled::Finish(InboxStatus::Done, Some(outcome), None)
+                    InboxSettle::Finish {
+                        status: InboxStatus::Done,
+                        outcome: Some(outcome),
+                        error: None,
+                    }
                 }
                 Verdict::Dead(error) => {
                     report.dead += 1;
                     tracing::warn!(inbox.id = row.id, tenant = %row.tenant, inbox.kind = %row.kind,
                         error = %error, "callback dead");
-                    Settled::Finish(InboxStatus::Dead, None, Some(error))
+                    InboxSettle::Finish {
+                        status: InboxStatus::Dead,
+                        outcome: None,
+                        error: Some(error),
+                    }
                 }
                 Verdict::Retry(error) if row.attempts >= o.max_attempts => {
                     report.dead += 1;
                     let error = format!("gave up after {} attempts: {error}", row.attempts);
                     tracing::warn!(inbox.id = row.id, tenant = %row.tenant, inbox.kind = %row.kind,
                         error = %error, "callback dead");
-                    Settled::Finish(InboxStatus::Dead, None, Some(error))
+                    InboxSettle::Finish {
+                        status: InboxStatus::Dead,
+                        outcome: None,
+                        error: Some(error),
+                    }
                 }
                 Verdict::Retry(error) => {
                     report.retried += 1;
@@ -249,29 +255,18 @@ impl Dispatcher {
                         .min(o.backoff_max);
                     tracing::info!(inbox.id = row.id, tenant = %row.tenant, inbox.attempts = row.attempts,
                         retry_in_ms = ms(delay), error = %error, "callback will be retried");
-                    Settled::Retry(error, self.now_ms().saturating_add(ms(delay)))
+                    InboxSettle::Retry {
+                        error,
+                        at_ms: self.now_ms().saturating_add(ms(delay)),
+                    }
                 }
             };
-            settled.push((row.id, row.attempts, how));
+            items.push(InboxSettlement {
+                id: row.id,
+                attempt: row.attempts,
+                settle,
+            });
         }
-        let items: Vec<InboxSettlement<'_>> = settled
-            .iter()
-            .map(|(id, attempt, how)| InboxSettlement {
-                id: *id,
-                attempt: *attempt,
-                settle: match how {
-                    Settled::Finish(status, outcome, error) => InboxSettle::Finish {
-                        status: *status,
-                        outcome: outcome.as_deref(),
-                        error: error.as_deref(),
-                    },
-                    Settled::Retry(error, at_ms) => InboxSettle::Retry {
-                        error,
-                        at_ms: *at_ms,
-                    },
-                },
-            })
-            .collect();
         let written = self
             .db
             .settle_inbox(&o.worker_id, self.now_ms(), &items)

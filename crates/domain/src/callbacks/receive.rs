@@ -574,8 +574,15 @@ pub struct InboxWriter {
     waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// Counts a callback as waiting for the inbox until dropped.
+/// Counts a callback as waiting for the inbox from `enter` until dropped.
 struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Waiting(count)
+    }
+}
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
@@ -626,9 +633,7 @@ impl InboxWriter {
             reply,
         };
         let gone = || ReceiveError::Inbox("the inbox writer stopped".to_owned());
-        self.waiting
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let _waiting = Waiting(&self.waiting);
+        let _waiting = Waiting::enter(&self.waiting);
         tx.send(job).await.map_err(|_| gone())?;
         match answer.await.map_err(|_| gone())? {
             Ok(store::InboxInsert::Inserted(id)) => Ok(Accepted {

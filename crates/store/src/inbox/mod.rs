@@ -20,24 +20,24 @@ use crate::db::{Db, Pool};
 use crate::error::Error;
 
 /// How [`Db::settle_inbox`] leaves one claimed message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InboxSettle<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboxSettle {
     /// Finished with `status` (done, pending_webhook or dead); `finished_at_ms` is the settle time.
     Finish {
         status: InboxStatus,
-        outcome: Option<&'a str>,
-        error: Option<&'a str>,
+        outcome: Option<String>,
+        error: Option<String>,
     },
     /// Pending again, due at `at_ms`, with the error that stopped it.
-    Retry { error: &'a str, at_ms: i64 },
+    Retry { error: String, at_ms: i64 },
 }
 
 /// One claimed message to settle: its id, the attempt its claim made, and how to leave it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InboxSettlement<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxSettlement {
     pub id: i64,
     pub attempt: i64,
-    pub settle: InboxSettle<'a>,
+    pub settle: InboxSettle,
 }
 
 /// Where a message is in its life (see migration 0006).
@@ -234,7 +234,7 @@ impl Db {
         &self,
         worker: &str,
         now_ms: i64,
-        items: &[InboxSettlement<'_>],
+        items: &[InboxSettlement],
     ) -> Result<Vec<bool>, Error> {
         if items.is_empty() {
             return Ok(Vec::new());
@@ -257,8 +257,8 @@ impl Db {
     ) -> Result<bool, Error> {
         let settle = InboxSettle::Finish {
             status,
-            outcome,
-            error,
+            outcome: outcome.map(str::to_owned),
+            error: error.map(str::to_owned),
         };
         self.settle_one(worker, now_ms, id, attempt, settle).await
     }
@@ -274,9 +274,10 @@ impl Db {
         retry_at_ms: i64,
     ) -> Result<bool, Error> {
         let settle = InboxSettle::Retry {
-            error,
+            error: error.to_owned(),
             at_ms: retry_at_ms,
         };
+        // A retry's settle time is not stored (the row is not finished); its due time is.
         self.settle_one(worker, retry_at_ms, id, attempt, settle)
             .await
     }
@@ -287,7 +288,7 @@ impl Db {
         now_ms: i64,
         id: i64,
         attempt: i64,
-        settle: InboxSettle<'_>,
+        settle: InboxSettle,
     ) -> Result<bool, Error> {
         let item = InboxSettlement {
             id,

@@ -198,7 +198,7 @@ pub(super) async fn settle(
     pool: &Pool,
     worker: &str,
     now: i64,
-    items: &[InboxSettlement<'_>],
+    items: &[InboxSettlement],
 ) -> Result<Vec<bool>, Error> {
     use std::fmt::Write as _;
     let mut tx = begin_write(pool).await?;
@@ -231,13 +231,15 @@ pub(super) async fn settle(
         );
         let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(worker).bind(now);
         for item in chunk {
-            let (status, outcome, error, available) = match item.settle {
+            let (status, outcome, error, available) = match &item.settle {
                 InboxSettle::Finish {
                     status,
                     outcome,
                     error,
-                } => (status, outcome, error, now),
-                InboxSettle::Retry { error, at_ms } => (InboxStatus::Pending, None, Some(error), at_ms),
+                } => (*status, outcome.as_deref(), error.as_deref(), now),
+                InboxSettle::Retry { error, at_ms } => {
+                    (InboxStatus::Pending, None, Some(error.as_str()), *at_ms)
+                }
             };
             query = query
                 .bind(item.id)

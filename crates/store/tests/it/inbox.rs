@@ -298,7 +298,7 @@ async fn settle_claim(db: &Db) {
     let stolen = 0;
 
     let outcomes: Vec<String> = (0..300).map(|i| format!("{{\"n\":{i}}}")).collect();
-    let items: Vec<InboxSettlement<'_>> = rows
+    let items: Vec<InboxSettlement> = rows
         .iter()
         .enumerate()
         .map(|(i, r)| InboxSettlement {
@@ -307,16 +307,16 @@ async fn settle_claim(db: &Db) {
             settle: match i % 3 {
                 0 => InboxSettle::Finish {
                     status: InboxStatus::Done,
-                    outcome: Some(&outcomes[i]),
+                    outcome: Some(outcomes[i].clone()),
                     error: None,
                 },
                 1 => InboxSettle::Finish {
                     status: InboxStatus::Dead,
                     outcome: None,
-                    error: Some("bad payload"),
+                    error: Some("bad payload".to_owned()),
                 },
                 _ => InboxSettle::Retry {
-                    error: "upstream down",
+                    error: "upstream down".to_owned(),
                     at_ms: 50_000 + i as i64,
                 },
             },
